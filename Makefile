@@ -1,0 +1,34 @@
+# Two commands do everything: `make run` (every lab, headless) and `make test` (the whole suite).
+# Both create the local virtual environment .venv on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.labkit-installed
+
+.PHONY: run test lint lab release clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+run: $(STAMP)  ## run every lab headless on the built-in data, print headline results and wall time
+	$(BIN)/labkit run $(LABS)
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint  ## the whole suite: lint, unit tests, release check, every notebook under nbval
+	LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadfile
+
+lab: $(STAMP)  ## open JupyterLab on the student notebooks
+	$(BIN)/jupyter lab notebooks/
+
+release: $(STAMP)  ## regenerate notebooks/ from solutions/
+	$(BIN)/labkit release
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

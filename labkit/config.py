@@ -1,0 +1,116 @@
+"""Profiles (every size a lab uses), the device, seeds and the data folder."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILE_ENV = "LABKIT_PROFILE"
+DATA_ENV = "LABKIT_DATA"
+RUNS_ENV = "LABKIT_RUNS"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size a lab uses; `smoke` runs in seconds on a CPU, `full` is the handouts' setting."""
+
+    name: str
+    image_size: int = 32  # side of the square images the networks see
+    train_per_class: int | None = None  # cap on training images per class; None keeps all
+    test_per_class: int | None = None  # cap on test images per class; None keeps all
+    batch_size: int = 64  # training batch (the handout's 64)
+    eval_batch_size: int = 256  # batch for evaluation and embedding passes
+    num_epochs: int = 20  # epochs per training run (the handout's 20)
+    lr: float = 0.01  # SGD learning rate (the handout's 0.01)
+    momentum: float = 0.9  # SGD momentum (the handout's 0.9)
+    weight_decay: float = 5e-4  # L2 penalty (the handout's 5e-4)
+    num_workers: int = 0  # DataLoader workers; 0 keeps everything in the notebook's process
+
+    def summary(self) -> str:
+        """One line that names the profile and its main sizes."""
+        cap = "all" if self.train_per_class is None else f"{self.train_per_class}/class"
+        return (
+            f"profile: {self.name} (images {self.image_size}px, train {cap}, "
+            f"{self.num_epochs} epochs, batch {self.batch_size})"
+        )
+
+
+PROFILES: dict[str, Profile] = {
+    "full": Profile(name="full"),
+    "smoke": Profile(
+        name="smoke",
+        image_size=16,
+        train_per_class=20,
+        test_per_class=20,
+        batch_size=32,
+        num_epochs=2,
+    ),
+}
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """The profile called `name`, else `$LABKIT_PROFILE`, else `full` on CUDA and `smoke` otherwise.
+
+    Keyword arguments override single fields, e.g. `get_profile("full", num_epochs=5)`.
+    """
+    name = name or os.environ.get(PROFILE_ENV) or ("full" if torch.cuda.is_available() else "smoke")
+    if name not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r} (from the argument or ${PROFILE_ENV}); "
+            f"choose one of {sorted(PROFILES)}"
+        )
+    known = {f.name for f in fields(Profile)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown profile fields {unknown}; known fields: {sorted(known)}")
+    return replace(PROFILES[name], **overrides)
+
+
+def device(prefer: str = "auto") -> torch.device:
+    """The device to use: `prefer` if given, else cuda, then mps, then cpu."""
+    if prefer != "auto":
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's, NumPy's and PyTorch's generators (every device) for a repeatable run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _folder(root: str | os.PathLike | None, env: str, name: str) -> Path:
+    """`root` if given, else `$env`, else `name/` in the checkout (or in ~/.cache/labkit)."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / name
+    return Path.home() / ".cache" / "labkit" / name
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data folder: `root` if given, else `$LABKIT_DATA`, else `data/` in the checkout."""
+    return _folder(root, DATA_ENV, "data")
+
+
+def run_dir(lab: str, profile: Profile, name: str, root: str | os.PathLike | None = None) -> Path:
+    """Where a lab keeps one training run's checkpoints: `<runs>/<lab>/<profile>/<name>`.
+
+    `<runs>` is `root` if given, else `$LABKIT_RUNS`, else `runs/` in the checkout. The profile is
+    part of the path, so a smoke run never resumes from a full run's checkpoint or the reverse.
+    """
+    return _folder(root, RUNS_ENV, "runs") / lab / profile.name / name

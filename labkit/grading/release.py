@@ -1,0 +1,137 @@
+"""Release student notebooks from the instructors' solutions notebooks.
+
+The markers follow nbgrader, so a course that uses nbgrader can take the notebooks as they are:
+
+- code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes ``# YOUR CODE HERE`` plus
+  ``raise NotImplementedError()``, at the indentation of the marker;
+- a markdown answer cell (``metadata.nbgrader.solution`` true) keeps what stands before
+  ``### BEGIN SOLUTION`` and gets ``YOUR ANSWER HERE`` instead of the answer;
+- code between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed;
+- outputs and execution counts are cleared.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+ANSWER_STUB = "YOUR ANSWER HERE"
+
+
+def _replace_regions(
+    lines: list[str], begin: str, end: str, stub: list[str], where: str
+) -> list[str]:
+    """Replace every begin/end region in `lines` with `stub`, indented like the begin marker."""
+    out: list[str] = []
+    inside = False
+    for number, line in enumerate(lines, start=1):
+        marker = line.strip()
+        if marker == begin:
+            if inside:
+                raise ValueError(f"{where}, line {number}: {begin!r} inside another region")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.extend(indent + s for s in stub)
+        elif marker == end:
+            if not inside:
+                raise ValueError(f"{where}, line {number}: {end!r} without {begin!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: {begin!r} is never closed by {end!r}; add the end marker")
+    return out
+
+
+def release_cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
+    """The student version of one cell (a modified copy; the input is left as it is)."""
+    cell = nbformat.from_dict(dict(cell))
+    lines = cell.source.split("\n")
+    is_answer = cell.get("metadata", {}).get("nbgrader", {}).get("solution", False)
+    if cell.cell_type == "code":
+        lines = _replace_regions(lines, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB, where)
+        lines = _replace_regions(lines, BEGIN_HIDDEN, END_HIDDEN, [], where)
+        cell.outputs = []
+        cell.execution_count = None
+    elif cell.cell_type == "markdown" and is_answer:
+        if BEGIN_SOLUTION in cell.source:
+            lines = _replace_regions(lines, BEGIN_SOLUTION, END_SOLUTION, [ANSWER_STUB], where)
+        else:
+            lines = [ANSWER_STUB]
+    cell.source = "\n".join(lines)
+    return cell
+
+
+def _check_grade_ids(nb: nbformat.NotebookNode, where: str) -> None:
+    """Every graded or answer cell has a grade_id, and no two cells share one."""
+    seen: dict[str, int] = {}
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if not meta or not (meta.get("solution") or meta.get("grade")):
+            continue
+        grade_id = meta.get("grade_id")
+        if not grade_id:
+            raise ValueError(f"{where}, cell {index}: nbgrader cell without a grade_id")
+        if grade_id in seen:
+            raise ValueError(
+                f"{where}, cells {seen[grade_id]} and {index} share grade_id {grade_id!r}; "
+                "give each question cell its own id"
+            )
+        seen[grade_id] = index
+
+
+def release_text(solution: Path) -> str:
+    """The student notebook released from `solution`, as the text it is written with."""
+    nb = nbformat.read(solution, as_version=4)
+    _check_grade_ids(nb, str(solution))
+    nb.cells = [release_cell(c, f"{solution}, cell {i}") for i, c in enumerate(nb.cells)]
+    return nbformat.writes(nb) + "\n"
+
+
+def release_notebook(solution: Path, student: Path) -> Path:
+    """Write the student version of `solution` to `student`; returns `student`."""
+    student = Path(student)
+    student.parent.mkdir(parents=True, exist_ok=True)
+    student.write_text(release_text(Path(solution)), encoding="utf-8")
+    return student
+
+
+def _lab_notebooks(solutions_dir: Path) -> list[Path]:
+    """The lab notebooks (`NN_name.ipynb`) in a solutions folder, in lab order."""
+    pattern = re.compile(r"^\d\d_.*\.ipynb$")
+    if not Path(solutions_dir).is_dir():
+        return []
+    return sorted(p for p in Path(solutions_dir).iterdir() if pattern.match(p.name))
+
+
+def release_all(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
+    """Release every lab notebook in `solutions_dir` into `notebooks_dir`."""
+    return [
+        release_notebook(p, Path(notebooks_dir) / p.name) for p in _lab_notebooks(solutions_dir)
+    ]
+
+
+def check_release(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
+    """Problems that make `notebooks_dir` differ from the release of `solutions_dir` (empty: ok)."""
+    problems = []
+    expected = {p.name: p for p in _lab_notebooks(solutions_dir)}
+    for name, solution in expected.items():
+        student = Path(notebooks_dir) / name
+        if not student.is_file():
+            problems.append(f"{student} is missing; run `labkit release`")
+        elif student.read_text(encoding="utf-8") != release_text(solution):
+            problems.append(
+                f"{student} differs from the release of {solution}; run `labkit release`"
+            )
+    released = _lab_notebooks(notebooks_dir)
+    problems += [
+        f"{p} has no solutions notebook; remove it" for p in released if p.name not in expected
+    ]
+    return problems

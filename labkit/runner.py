@@ -1,0 +1,58 @@
+"""Execute lab notebooks headless (nbclient) and gather their headline results."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+from labkit.report import collect_headlines
+
+
+@dataclass
+class LabRun:
+    """The outcome of executing one notebook."""
+
+    lab: str
+    status: str  # "ok", or what went wrong
+    seconds: float
+    results: dict[str, object] = field(default_factory=dict)
+    executed: Path | None = None
+
+
+def run_notebook(
+    notebook: Path,
+    out_dir: Path,
+    *,
+    profile: str | None = None,
+    cell_timeout: int = 1800,
+    kernel_name: str = "python3",
+) -> LabRun:
+    """Execute `notebook` in its own folder's copy under `out_dir`; never modifies the original."""
+    notebook, out_dir = Path(notebook), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(notebook, as_version=4)
+    env_profile = {"LABKIT_PROFILE": profile} if profile else {}
+    client = NotebookClient(
+        nb,
+        timeout=cell_timeout,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(notebook.parent.resolve())}},
+    )
+    start = time.perf_counter()
+    try:
+        client.execute(env={**os.environ, **env_profile})
+        status = "ok"
+    except CellTimeoutError:
+        status = f"time-out after {cell_timeout} s in a cell"
+    except CellExecutionError as error:
+        status = f"error: {str(error).strip().splitlines()[-1][:200]}"
+    seconds = time.perf_counter() - start
+    executed = out_dir / notebook.name
+    nbformat.write(nb, executed)
+    return LabRun(notebook.stem, status, seconds, collect_headlines(nb), executed)

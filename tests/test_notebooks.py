@@ -1,0 +1,34 @@
+"""Each student notebook runs, as released, up to its first answer cell, which asks for it."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENT_NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _first_answer_cell(nb: nbformat.NotebookNode) -> int:
+    """Index of the first code cell a student must fill in."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            return index
+    raise AssertionError("the notebook has no answer cell")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_notebook_runs_up_to_its_first_answer(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    stop = _first_answer_cell(nb)
+    nb.cells = nb.cells[: stop + 1]
+    NotebookClient(
+        nb, timeout=600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    for cell in nb.cells[:stop]:
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        assert not errors, f"{path.name}: cell failed before the first answer: {errors[0].ename}"
+    answer_errors = [o.ename for o in nb.cells[stop].outputs if o.output_type == "error"]
+    assert answer_errors == ["NotImplementedError"]
