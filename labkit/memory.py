@@ -1,0 +1,88 @@
+"""Memory of one training step, measured the same way on any device.
+
+`step_memory` runs one forward and backward pass and counts bytes of parameters, of gradients,
+and of the tensors autograd saves for backward (the activations), via
+`torch.autograd.graph.saved_tensors_hooks`. On CUDA it adds the allocator's peak.
+
+Used in: 02_densenet_resnext (why DenseNet's concatenations cost memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from labkit.train import model_device, to_device, train_mode
+
+
+def _storage_key(tensor: torch.Tensor) -> tuple[int, int]:
+    storage = tensor.untyped_storage()
+    return storage.data_ptr(), storage.nbytes()
+
+
+def _tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def step_memory(
+    model: nn.Module,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Callable | None = None,
+    *,
+    forward_fn: Callable | None = None,
+) -> dict[str, int | None]:
+    """Bytes used by one training step (forward + backward) of `model` on this batch.
+
+    Activations are the distinct storages saved for backward during the model's forward
+    (shared tensors count once; parameters, and the loss's own small buffers, are left out).
+    The model's training flags, buffers (e.g. batch-norm statistics) and gradients are
+    restored afterwards.
+
+    Returns:
+        {"params", "grads", "activations", "total" (their sum), "peak_cuda" (allocator peak
+        during the step on CUDA, else None)}, all in bytes.
+    """
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    forward_fn = forward_fn or (lambda m, x: m(x))
+    device = model_device(model)
+    inputs, targets = to_device((inputs, targets), device)
+    params = list(model.parameters())
+    param_keys = {_storage_key(p) for p in params}
+    saved: dict[tuple[int, int], int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(tensor)
+        if key not in param_keys:
+            saved[key] = key[1]
+        return tensor
+
+    old_grads = [p.grad for p in params]
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        with train_mode(model):
+            for p in params:
+                p.grad = None
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                outputs = forward_fn(model, inputs)
+            loss_fn(outputs, targets).backward()
+        if cuda:
+            torch.cuda.synchronize(device)
+        grads = _tensor_bytes(p.grad for p in params if p.grad is not None)
+    finally:
+        for p, grad in zip(params, old_grads, strict=True):
+            p.grad = grad
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+    result = {"params": _tensor_bytes(params), "grads": grads, "activations": sum(saved.values())}
+    result["total"] = sum(result.values())
+    result["peak_cuda"] = torch.cuda.max_memory_allocated(device) if cuda else None
+    return result

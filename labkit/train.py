@@ -1,0 +1,628 @@
+"""The one training loop every lab uses (`fit`), evaluation (`evaluate`), and their small parts.
+
+`fit` trains for `num_epochs`, shows one progress bar per epoch (a compact record in a
+notebook), and returns a pandas history table. It also handles validation, schedulers, early
+stopping, best-epoch tracking, gradient accumulation, mixed precision on CUDA, and atomic
+checkpoints with an exact resume.
+
+Batches are `(inputs, targets)` pairs; `inputs` and `targets` may be tensors or (nested)
+tuples, lists or dicts of tensors, moved to the model's device. `forward_fn(model, inputs)`
+says how inputs go through the model (default `model(inputs)`), and `loss_fn(outputs, targets)`
+must return the batch mean (as `nn.CrossEntropyLoss()` does).
+
+Used in: every lab (02_densenet_resnext, 03_facenet_knn, 04_bcnn_hbp, 05_opam).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from labkit.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+
+COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+MONITORS = ("val_acc", "val_loss", "train_acc", "train_loss")
+
+ForwardFn = Callable[[nn.Module, Any], torch.Tensor]
+LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
+MetricFn = Callable[[torch.Tensor, Any], float]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------- small public parts
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
+    """Fraction of rows whose label is among the `k` largest logits.
+
+    Args:
+        logits: (N, num_classes) scores.
+        labels: (N,) class indices.
+        k: top-k; capped at num_classes, so top-5 of a 3-class problem is 1.0.
+    """
+    k = min(k, logits.shape[-1])
+    top = logits.topk(k, dim=-1).indices  # (N, k)
+    return (top == labels.unsqueeze(-1)).any(dim=-1).float().mean().item()
+
+
+@contextmanager
+def _mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    flags = [(module, module.training) for module in model.modules()]
+    model.train(training)
+    try:
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def eval_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """Put `model` in eval mode, then restore every submodule's own training flag on exit."""
+    return _mode(model, False)
+
+
+def train_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """Put `model` in train mode, then restore every submodule's own training flag on exit."""
+    return _mode(model, True)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        raise ValueError(f"{type(model).__name__} has no parameters; nothing to train") from None
+
+
+def to_device(data: Any, device: torch.device) -> Any:
+    """Move a tensor, or the tensors inside nested tuples, lists and dicts, to `device`."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=True)
+    if isinstance(data, (list, tuple)):
+        return type(data)(to_device(item, device) for item in data)
+    if isinstance(data, dict):
+        return {key: to_device(value, device) for key, value in data.items()}
+    return data
+
+
+def amp_settings(
+    device: torch.device, amp: bool | str = "auto"
+) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+    """The autocast dtype (None: full precision) and grad scaler for `amp` on `device`.
+
+    Mixed precision is CUDA-only: `"auto"` and `True` turn it on for CUDA and off elsewhere
+    (no error on a CPU, so one notebook runs everywhere). On CUDA it is bf16 when the GPU
+    supports it (no scaler needed), else fp16 with a `GradScaler`.
+    """
+    if amp not in ("auto", True, False):
+        raise ValueError(f"amp must be 'auto', True or False, got {amp!r}")
+    if not amp or device.type != "cuda":
+        return None, None
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
+    return model(inputs)
+
+
+def _unpack(batch: Any) -> tuple[Any, Any]:
+    if not isinstance(batch, (list, tuple)) or len(batch) != 2:
+        raise ValueError(
+            f"expected batches of (inputs, targets), got {type(batch).__name__}"
+            f"{f' of length {len(batch)}' if isinstance(batch, (list, tuple)) else ''}; "
+            "make the dataset return (inputs, targets) pairs"
+        )
+    return batch[0], batch[1]
+
+
+def _batch_size(inputs: Any, targets: Any) -> int:
+    for item in (targets, inputs):
+        if isinstance(item, torch.Tensor) and item.ndim > 0:
+            return item.shape[0]
+    if isinstance(inputs, (list, tuple)) and inputs:
+        return _batch_size(inputs[0], None)
+    raise ValueError("cannot tell the batch size: neither targets nor inputs is a tensor")
+
+
+def backward_step(
+    model: nn.Module,
+    inputs: Any,
+    targets: Any,
+    *,
+    loss_fn: LossFn,
+    forward_fn: ForwardFn | None = None,
+    loss_scale: float = 1.0,
+    amp_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward of one micro-batch; gradients add up in `.grad`, no optimizer step.
+
+    The loss is multiplied by `loss_scale` (1 / micro-batches per step) before `backward`,
+    so k equal micro-batches give the gradient of their concatenation.
+
+    Returns:
+        (outputs, loss): detached; `loss` is the unscaled batch mean.
+    """
+    forward_fn = forward_fn or _forward
+    with _autocast(model_device(model), amp_dtype):
+        outputs = forward_fn(model, inputs)
+        loss = loss_fn(outputs, targets)
+    scaled = loss * loss_scale
+    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+    return outputs.detach(), loss.detach()
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _group_size(index: int, num_batches: int | None, accum_steps: int) -> int:
+    # Micro-batches in the optimizer step that batch `index` belongs to (the last may be short).
+    if num_batches is None:
+        return accum_steps
+    start = index - index % accum_steps
+    return min(accum_steps, num_batches - start)
+
+
+def _safe_len(loader: Iterable) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _eval_loop(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: LossFn,
+    forward_fn: ForwardFn,
+    metrics: dict[str, MetricFn],
+) -> dict[str, float]:
+    device = model_device(model)
+    totals = dict.fromkeys(["loss", *metrics], 0.0)
+    seen = 0
+    with eval_mode(model), torch.no_grad():
+        for batch in loader:
+            inputs, targets = to_device(_unpack(batch), device)
+            outputs = forward_fn(model, inputs)
+            n = _batch_size(inputs, targets)
+            totals["loss"] += loss_fn(outputs, targets).item() * n
+            for name, metric in metrics.items():
+                totals[name] += metric(outputs, targets) * n
+            seen += n
+    if seen == 0:
+        raise ValueError("the evaluation loader yielded no batches; check the dataset is not empty")
+    return {name: total / seen for name, total in totals.items()}
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: LossFn | None = None,
+    *,
+    topk: tuple[int, ...] = (1, 5),
+    forward_fn: ForwardFn | None = None,
+) -> dict[str, float]:
+    """Mean loss and top-k accuracies of `model` over `loader`, in eval mode under `no_grad`.
+
+    Returns:
+        {"loss": ..., "top1": ..., "top5": ...}: means over samples; accuracies are fractions
+        in [0, 1], with k capped at num_classes. `topk=()` gives the loss only.
+    """
+    metrics = {f"top{k}": (lambda out, y, k=k: accuracy(out, y, k)) for k in topk}
+    return _eval_loop(
+        model, loader, loss_fn or nn.CrossEntropyLoss(), forward_fn or _forward, metrics
+    )
+
+
+# ---------------------------------------------------------------- checks and bookkeeping
+
+
+def _monitor_mode(monitor: str) -> str:
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def _is_better(value: float, best: float | None, mode: str) -> bool:
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best
+
+
+def _best_epoch(records: list[dict], monitor: str) -> int | None:
+    best_epoch, best = None, None
+    for row in records:
+        if _is_better(row[monitor], best, _monitor_mode(monitor)):
+            best_epoch, best = row["epoch"], row[monitor]
+    return best_epoch
+
+
+def _should_stop(records: list[dict], best_epoch: int | None, patience: int | None) -> bool:
+    if patience is None or not records:
+        return False
+    return records[-1]["epoch"] - (best_epoch or 0) >= patience
+
+
+def _check_args(
+    *,
+    num_epochs: int,
+    accum_steps: int,
+    monitor: str,
+    patience: int | None,
+    restore_best: bool,
+    scheduler: Any,
+    has_val: bool,
+    has_metric: bool,
+    resume: bool,
+    checkpoint_dir: Any,
+) -> None:
+    if not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+    if not isinstance(accum_steps, int) or accum_steps < 1:
+        raise ValueError(f"accum_steps must be a positive int, got {accum_steps!r}")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise ValueError(f"patience must be None or a positive int, got {patience!r}")
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {MONITORS}, got {monitor!r}")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir= (the folder holding last.pt)")
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    missing = (monitor.startswith("val") and not has_val) or (
+        monitor.endswith("acc") and not has_metric
+    )
+    if missing and (patience is not None or restore_best or plateau):
+        raise ValueError(
+            f"monitor={monitor!r} is never measured (val_loader or metric_fn is None) but "
+            "patience, restore_best or ReduceLROnPlateau needs it; pass val_loader= and "
+            "metric_fn=, or choose another monitor such as 'train_loss'"
+        )
+    if plateau and scheduler.mode != _monitor_mode(monitor):
+        raise ValueError(
+            f"ReduceLROnPlateau(mode={scheduler.mode!r}) does not match monitor={monitor!r}; "
+            f"build it with mode={_monitor_mode(monitor)!r}"
+        )
+
+
+def _step_scheduler(scheduler: Any, value: float) -> None:
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(value)
+    else:
+        scheduler.step()
+
+
+def _resume(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler | None,
+) -> list[dict]:
+    path = folder / "last.pt"
+    if not path.is_file():
+        print(f"resume: no checkpoint at {path}; starting from scratch")
+        return []
+    state = load_checkpoint(path)
+    if (state["scheduler"] is None) != (scheduler is None):
+        raise ValueError(
+            f"{path} was saved {'without' if state['scheduler'] is None else 'with'} a "
+            "scheduler; pass the same kind of scheduler as the first run, or another folder"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    print(f"resume: loaded {path} (epoch {state['epoch']} done)")
+    return list(state["history"])
+
+
+def _oom_error(err: Exception, device: torch.device, epoch: int) -> torch.OutOfMemoryError:
+    return torch.cuda.OutOfMemoryError(
+        f"out of memory on {device} in epoch {epoch}: lower batch_size in the profile "
+        "(get_profile(batch_size=...)), or keep the effective batch with a smaller batch_size "
+        f"and accum_steps=k, or use mixed precision (amp=True, on CUDA). Original error: {err}"
+    )
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """How one batch is trained and scored; fixed for a whole `fit` call."""
+
+    loss_fn: LossFn
+    metric_fn: MetricFn | None
+    forward_fn: ForwardFn
+    accum_steps: int
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+
+
+def _train_epoch(
+    model: nn.Module,
+    train_loader: Iterable,
+    bar: tqdm,
+    num_batches: int | None,
+    optimizer: torch.optim.Optimizer,
+    setup: _Setup,
+    epoch: int,
+    last_good: Path | None,
+) -> tuple[float, float]:
+    device = model_device(model)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    total_loss = total_correct = 0.0
+    seen = pending = 0
+    for index, batch in enumerate(train_loader):
+        inputs, targets = to_device(_unpack(batch), device)
+        group = _group_size(index, num_batches, setup.accum_steps)
+        outputs, loss = backward_step(
+            model,
+            inputs,
+            targets,
+            loss_fn=setup.loss_fn,
+            forward_fn=setup.forward_fn,
+            loss_scale=1.0 / group,
+            amp_dtype=setup.amp_dtype,
+            scaler=setup.scaler,
+        )
+        value = loss.item()
+        if not math.isfinite(value):
+            raise _nonfinite_error(value, epoch, index + 1, last_good)
+        pending += 1
+        if pending == group:
+            _optimizer_step(optimizer, setup.scaler)
+            pending = 0
+        n = _batch_size(inputs, targets)
+        seen += n
+        total_loss += value * n
+        postfix = {"loss": f"{total_loss / seen:.4f}"}
+        if setup.metric_fn is not None:
+            total_correct += setup.metric_fn(outputs, targets) * n
+            postfix["acc"] = f"{total_correct / seen:.4f}"
+        bar.set_postfix(postfix, refresh=False)
+        bar.update()
+    if pending:  # an unknown-length loader ended inside a step
+        _optimizer_step(optimizer, setup.scaler)
+    if seen == 0:
+        raise ValueError("train_loader yielded no batches; check the dataset is not empty")
+    return total_loss / seen, (total_correct / seen if setup.metric_fn is not None else math.nan)
+
+
+def _nonfinite_error(value: float, epoch: int, step: int, last_good: Path | None) -> Exception:
+    where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint saved yet"
+    return NonFiniteLossError(
+        f"loss is {value} at epoch {epoch}, step {step}; {where}. Lower the learning rate "
+        "(e.g. by 10x) and train again"
+        + (" with resume=True" if last_good else " (checkpoint_dir= keeps a checkpoint)")
+    )
+
+
+def _validate(model: nn.Module, val_loader: Iterable | None, setup: _Setup) -> tuple[float, float]:
+    if val_loader is None:
+        return math.nan, math.nan
+    metrics = {"acc": setup.metric_fn} if setup.metric_fn is not None else {}
+    with _autocast(model_device(model), setup.amp_dtype):
+        result = _eval_loop(model, val_loader, setup.loss_fn, setup.forward_fn, metrics)
+    return result["loss"], result.get("acc", math.nan)
+
+
+def _run_epoch(
+    model: nn.Module,
+    train_loader: Iterable,
+    val_loader: Iterable | None,
+    optimizer: torch.optim.Optimizer,
+    setup: _Setup,
+    *,
+    epoch: int,
+    bar_desc: str,
+    progress: bool,
+    last_good: Path | None,
+) -> dict[str, float]:
+    """Train one epoch, validate, and return its history row (one progress bar, left behind)."""
+    lr = float(optimizer.param_groups[0]["lr"])
+    start = time.perf_counter()
+    num_batches = _safe_len(train_loader)
+    bar = tqdm(
+        total=num_batches,
+        desc=bar_desc,
+        unit="batch",
+        leave=True,  # one finished line per epoch: a compact record in the notebook
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        with bar:
+            train_loss, train_acc = _train_epoch(
+                model, train_loader, bar, num_batches, optimizer, setup, epoch, last_good
+            )
+            val_loss, val_acc = _validate(model, val_loader, setup)
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": lr,
+            }
+            bar.set_postfix({k: f"{row[k]:.4f}" for k in COLUMNS[1:5] if not math.isnan(row[k])})
+    except torch.cuda.OutOfMemoryError as err:
+        raise _oom_error(err, model_device(model), epoch) from err
+    return {**row, "seconds": time.perf_counter() - start}
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable,
+    val_loader: Iterable | None = None,
+    *,
+    optimizer: torch.optim.Optimizer,
+    num_epochs: int,
+    loss_fn: LossFn | None = None,
+    scheduler: Any = None,
+    metric_fn: MetricFn | None = accuracy,
+    forward_fn: ForwardFn | None = None,
+    accum_steps: int = 1,
+    amp: bool | str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    patience: int | None = None,
+    monitor: str = "val_acc",
+    restore_best: bool = False,
+    progress: bool = True,
+    desc: str | None = None,
+) -> pd.DataFrame:
+    """Train `model` for `num_epochs` epochs and return the history, one row per epoch.
+
+    Args:
+        loss_fn: `loss_fn(outputs, targets)` -> batch mean; default `nn.CrossEntropyLoss()`.
+        scheduler: stepped once per epoch; `ReduceLROnPlateau` gets the monitored value and
+            needs `mode="max"` for an accuracy monitor, `mode="min"` for a loss.
+        metric_fn: `metric_fn(outputs, targets)` -> fraction (default top-1 accuracy on
+            logits); None leaves the accuracy columns NaN.
+        forward_fn: `forward_fn(model, inputs)` -> outputs; default `model(inputs)`.
+        accum_steps: micro-batches per optimizer step (the loss is divided accordingly).
+        amp: mixed precision, CUDA only (see `amp_settings`); off on a CPU without error.
+        checkpoint_dir: folder for `last.pt` (every epoch) and `best.pt` (best `monitor`).
+        resume: continue from `checkpoint_dir/last.pt` up to `num_epochs` in total.
+        patience: stop after this many epochs without improvement of `monitor`.
+        monitor: one of `MONITORS`; losses are minimised, accuracies maximised.
+        restore_best: load the best epoch's weights at the end (default: keep the last).
+        progress: one tqdm bar per epoch; False draws nothing.
+        desc: label on the progress bars (e.g. the model's name).
+
+    Returns:
+        DataFrame with columns `COLUMNS` (NaN where not measured); `attrs["best_epoch"]`
+        (None when `monitor` was never measured) and `attrs["monitor"]`.
+    """
+    _check_args(
+        num_epochs=num_epochs,
+        accum_steps=accum_steps,
+        monitor=monitor,
+        patience=patience,
+        restore_best=restore_best,
+        scheduler=scheduler,
+        has_val=val_loader is not None,
+        has_metric=metric_fn is not None,
+        resume=resume,
+        checkpoint_dir=checkpoint_dir,
+    )
+    amp_dtype, scaler = amp_settings(model_device(model), amp)
+    setup = _Setup(
+        loss_fn or nn.CrossEntropyLoss(),
+        metric_fn,
+        forward_fn or _forward,
+        accum_steps,
+        amp_dtype,
+        scaler,
+    )
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    records = _resume(folder, model, optimizer, scheduler, scaler) if resume else []
+    best_epoch, best_state = _best_epoch(records, monitor), None
+    for epoch in range(len(records) + 1, num_epochs + 1):
+        if _should_stop(records, best_epoch, patience):
+            break
+        last_good = folder / "last.pt" if folder and (folder / "last.pt").is_file() else None
+        row = _run_epoch(
+            model,
+            train_loader,
+            val_loader,
+            optimizer,
+            setup,
+            epoch=epoch,
+            bar_desc=f"{desc or 'epoch'} {epoch}/{num_epochs}",
+            progress=progress,
+            last_good=last_good,
+        )
+        records.append(row)
+        _step_scheduler(scheduler, row[monitor])
+        best = None if best_epoch is None else records[best_epoch - 1][monitor]
+        improved = _is_better(row[monitor], best, _monitor_mode(monitor))
+        if improved:
+            best_epoch = epoch
+            best_state = _cpu_copy(model.state_dict()) if restore_best else None
+        if folder is not None:
+            _save_epoch(folder, model, optimizer, scheduler, scaler, records, improved, monitor)
+    if restore_best and best_epoch is not None:
+        _restore_best(model, best_state, folder)
+    history = pd.DataFrame.from_records(records, columns=COLUMNS)
+    history.attrs.update(best_epoch=best_epoch, monitor=monitor)
+    return history
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
+
+
+def _save_epoch(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler | None,
+    records: list[dict],
+    improved: bool,
+    monitor: str,
+) -> None:
+    epoch = records[-1]["epoch"]
+    if improved:
+        best = {
+            "model": model.state_dict(),
+            "epoch": epoch,
+            "monitor": monitor,
+            "value": records[-1][monitor],
+        }
+        save_atomic(best, folder / "best.pt")
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": epoch,
+        "history": [dict(row) for row in records],
+        "rng": rng_state(),  # last, after everything this epoch drew from the generators
+    }
+    save_atomic(state, folder / "last.pt")
+
+
+def _restore_best(model: nn.Module, best_state: dict | None, folder: Path | None) -> None:
+    if best_state is None:  # the best epoch came before a resume: it lives in best.pt
+        if folder is None or not (folder / "best.pt").is_file():
+            raise FileNotFoundError(f"restore_best: no best.pt in {folder}; the weights stay last")
+        best_state = load_checkpoint(folder / "best.pt")["model"]
+    model.load_state_dict(best_state)

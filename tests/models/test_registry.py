@@ -1,0 +1,62 @@
+"""Every registered model builds, runs at 32x32 and 16x16, and trains; the registry's errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from labkit.models import get_model, list_models, register_model, registry
+
+
+def test_list_models_has_lab02_builders():
+    assert {"densenet_bc", "densenet39", "resnext", "resnext32_16x8d"} <= set(list_models())
+    assert list_models() == sorted(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("size", [32, 16])
+def test_output_shape(name, size):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = get_model(name).eval()(torch.randn(2, 3, size, size))
+    assert logits.shape == (2, 10)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_backward_reaches_every_parameter(name):
+    torch.manual_seed(0)
+    model = get_model(name)
+    model(torch.randn(2, 3, 16, 16)).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_get_model_passes_kwargs(name):
+    torch.manual_seed(0)
+    model = get_model(name, num_classes=5, in_channels=1)
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 16, 16)).shape == (2, 5)
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(ValueError, match=r"unknown model 'densenet1000'.*densenet39.*resnext"):
+        get_model("densenet1000")
+
+
+def test_register_model(monkeypatch):
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # undone after the test
+
+    @register_model("tiny_linear")
+    def tiny(num_classes: int = 10) -> nn.Module:
+        return nn.Linear(4, num_classes)
+
+    assert "tiny_linear" in list_models()
+    assert get_model("tiny_linear", num_classes=3).out_features == 3
+    with pytest.raises(ValueError, match="'tiny_linear' is already registered"):
+        register_model("tiny_linear")(tiny)
+
+    @register_model()
+    def named_by_function() -> nn.Module:
+        return nn.Identity()
+
+    assert "named_by_function" in list_models()

@@ -1,0 +1,381 @@
+"""Tests for labkit.train: the history table, evaluation, accumulation, AMP choice, stopping."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from labkit.config import seed_everything
+from labkit.train import (
+    COLUMNS,
+    NonFiniteLossError,
+    accuracy,
+    amp_settings,
+    backward_step,
+    eval_mode,
+    evaluate,
+    fit,
+    train_mode,
+)
+
+
+def _data(n: int = 24, num_features: int = 6, num_classes: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, num_features, generator=g)
+    y = torch.randint(0, num_classes, (n,), generator=g)
+    return TensorDataset(x, y)
+
+
+def _loader(dataset, batch_size: int = 4, shuffle: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
+
+
+def _sgd(model: nn.Module, lr: float = 0.1, momentum: float = 0.0) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+
+
+def _fit(model, train_loader, val_loader=None, **kwargs):
+    kwargs.setdefault("optimizer", _sgd(model))
+    kwargs.setdefault("num_epochs", 1)
+    kwargs.setdefault("progress", False)
+    return fit(model, train_loader, val_loader, **kwargs)
+
+
+# ---------------------------------------------------------------- small parts
+
+
+def test_accuracy_matches_a_loop_and_caps_k():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(50, 7), torch.randint(0, 7, (50,))
+    for k in (1, 3, 5):
+        ranked = [sorted(range(7), key=lambda c, row=row: -row[c].item())[:k] for row in logits]
+        expected = sum(int(y) in top for y, top in zip(labels, ranked, strict=True)) / 50
+        assert accuracy(logits, labels, k) == pytest.approx(expected)
+    assert accuracy(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), k=5) == 1.0
+
+
+def test_eval_mode_and_train_mode_restore_every_submodule_flag():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout())
+    model[1].eval()  # a frozen batch norm inside a training model
+    with eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+    model.eval()
+    with train_mode(model):
+        assert all(m.training for m in model.modules())
+    assert not any(m.training for m in model.modules())
+
+
+def test_amp_settings_cpu_is_off_and_cuda_picks_bf16_or_fp16(monkeypatch):
+    cpu = torch.device("cpu")
+    assert amp_settings(cpu, "auto") == (None, None)
+    assert amp_settings(cpu, True) == (None, None)  # no error on a CPU
+    assert amp_settings(torch.device("cuda"), False) == (None, None)
+    with pytest.raises(ValueError, match="amp must be"):
+        amp_settings(cpu, "yes")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert amp_settings(torch.device("cuda"), "auto") == (torch.bfloat16, None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with warnings.catch_warnings():  # without CUDA the scaler warns and disables itself
+        warnings.simplefilter("ignore", UserWarning)
+        dtype, scaler = amp_settings(torch.device("cuda"), True)
+    assert dtype is torch.float16 and isinstance(scaler, torch.amp.GradScaler)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+class _FlagRecorder(nn.Linear):
+    def forward(self, x):
+        self.seen_training = self.training
+        self.seen_grad = torch.is_grad_enabled()
+        return super().forward(x)
+
+
+def test_evaluate_matches_a_full_pass_and_restores_the_mode():
+    dataset = _data(n=22, num_classes=6)
+    model = _FlagRecorder(6, 6)
+    result = evaluate(model, _loader(dataset, batch_size=5))
+    assert model.seen_training is False and model.seen_grad is False
+    assert model.training  # restored
+    assert model.weight.grad is None
+    x, y = dataset.tensors
+    with torch.no_grad():
+        logits = model(x)
+    assert result["loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    assert result["top1"] == pytest.approx(accuracy(logits, y, 1))
+    assert result["top5"] == pytest.approx(accuracy(logits, y, 5))
+
+
+def test_evaluate_topk_capped_and_forward_fn():
+    dataset = _data(n=8, num_classes=3)
+    model = nn.Linear(6, 3)
+    calls = []
+
+    def forward_fn(m, inputs):
+        calls.append(inputs.shape)
+        return m(inputs)
+
+    result = evaluate(model, _loader(dataset), topk=(1, 5), forward_fn=forward_fn)
+    assert result["top5"] == 1.0 and 0.0 <= result["top1"] <= 1.0
+    assert len(calls) == 2
+    assert set(evaluate(model, _loader(dataset), topk=())) == {"loss"}
+
+
+# ---------------------------------------------------------------- fit: history
+
+
+def test_fit_history_columns_and_weighted_means():
+    dataset = _data(n=10)
+    model = nn.Linear(6, 3)
+    x, y = dataset.tensors
+    with torch.no_grad():
+        logits = model(x)
+    # lr=0 keeps the weights fixed; batches of 4, 4, 2 must average to the full-data mean
+    history = _fit(model, _loader(dataset), _loader(dataset, 3), optimizer=_sgd(model, lr=0.0))
+    assert list(history.columns) == COLUMNS
+    row = history.iloc[0]
+    assert row["epoch"] == 1 and row["lr"] == 0.0 and row["seconds"] > 0
+    full_loss = F.cross_entropy(logits, y).item()
+    assert row["train_loss"] == pytest.approx(full_loss, rel=1e-6)
+    assert row["val_loss"] == pytest.approx(full_loss, rel=1e-6)
+    assert row["train_acc"] == pytest.approx(accuracy(logits, y))
+    assert row["val_acc"] == pytest.approx(accuracy(logits, y))
+    assert history.attrs["best_epoch"] == 1 and history.attrs["monitor"] == "val_acc"
+
+
+def test_fit_nan_columns_without_val_or_metric_and_lr_column():
+    model = nn.Linear(6, 3)
+    optimizer = _sgd(model, lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    history = _fit(
+        model,
+        _loader(_data()),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        num_epochs=3,
+        metric_fn=None,
+    )
+    assert len(history) == 3 and list(history["epoch"]) == [1, 2, 3]
+    assert history[["train_acc", "val_loss", "val_acc"]].isna().all().all()
+    assert history["train_loss"].notna().all()
+    assert list(history["lr"]) == pytest.approx([0.1, 0.05, 0.025])
+    assert history.attrs["best_epoch"] is None
+
+
+def test_fit_progress_false_draws_nothing_and_true_draws_bars(capsys):
+    model = nn.Linear(6, 3)
+    _fit(model, _loader(_data()), _loader(_data()), num_epochs=2)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    _fit(model, _loader(_data()), _loader(_data()), num_epochs=2, progress=True, desc="lin")
+    err = capsys.readouterr().err
+    assert "lin 1/2" in err and "lin 2/2" in err and "val_acc" in err
+
+
+def test_fit_rejects_bad_arguments():
+    model = nn.Linear(6, 3)
+    loader = _loader(_data())
+    with pytest.raises(ValueError, match="monitor"):
+        _fit(model, loader, monitor="accuracy")
+    with pytest.raises(ValueError, match="val_loader"):
+        _fit(model, loader, patience=2)  # val_acc is never measured
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        _fit(model, loader, resume=True)
+    with pytest.raises(ValueError, match="accum_steps"):
+        _fit(model, loader, accum_steps=0)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(_sgd(model))  # mode="min"
+    with pytest.raises(ValueError, match="mode='max'"):
+        _fit(model, loader, loader, scheduler=plateau)
+    with pytest.raises(ValueError, match=r"\(inputs, targets\)"):
+        _fit(model, [(torch.randn(2, 6),)])
+
+
+def test_fit_forward_fn_flattens_grouped_inputs():
+    # a triplet-style batch (B, 3, D) goes through the model as (3B, D)
+    x = torch.randn(8, 3, 6)
+    model = nn.Linear(6, 4)
+
+    def forward_fn(m, inputs):
+        return m(inputs.flatten(0, 1)).view(inputs.shape[0], 3, -1)
+
+    def loss_fn(embeddings, _):
+        anchor, positive, negative = embeddings.unbind(1)
+        return F.triplet_margin_loss(anchor, positive, negative)
+
+    loader = _loader(TensorDataset(x, torch.zeros(8)))
+    history = _fit(model, loader, forward_fn=forward_fn, loss_fn=loss_fn, metric_fn=None)
+    assert math.isfinite(history["train_loss"].iloc[0])
+
+
+# ---------------------------------------------------------------- gradient accumulation
+
+
+def test_backward_step_micro_batches_give_the_full_batch_gradient():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+    loss_fn = nn.CrossEntropyLoss()
+    backward_step(model, x, y, loss_fn=loss_fn)
+    full = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    for xb, yb in zip(x.split(2), y.split(2), strict=True):
+        _, loss = backward_step(model, xb, yb, loss_fn=loss_fn, loss_scale=1 / 4)
+        assert not loss.requires_grad
+    for p, g in zip(model.parameters(), full, strict=True):
+        torch.testing.assert_close(p.grad, g)
+
+
+class _NoLen:
+    """A loader whose length is unknown (like an IterableDataset's)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+# 10 samples: a remainder step of one micro-batch; _NoLen: the remainder found at the end
+@pytest.mark.parametrize(("n", "wrap"), [(8, False), (10, False), (8, True)])
+def test_fit_accumulated_steps_match_big_batches(n, wrap):
+    dataset = _data(n=n)
+    torch.manual_seed(1)
+    reference = nn.Linear(6, 3)
+    model = nn.Linear(6, 3)
+    model.load_state_dict(reference.state_dict())
+    _fit(reference, _loader(dataset, batch_size=8), optimizer=_sgd(reference, 0.5, 0.9))
+    loader = _NoLen(_loader(dataset, 2)) if wrap else _loader(dataset, 2)
+    _fit(model, loader, optimizer=_sgd(model, 0.5, 0.9), accum_steps=4, num_epochs=1)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_nan_loss_raises_with_epoch_step_and_checkpoint(tmp_path):
+    calls = []
+
+    def loss_fn(outputs, targets):  # fine for epoch 1 (6 batches), NaN on epoch 2's 3rd
+        calls.append(1)
+        loss = F.cross_entropy(outputs, targets)
+        return loss * math.nan if len(calls) == 9 else loss
+
+    model = nn.Linear(6, 3)
+    with pytest.raises(FloatingPointError) as info:
+        _fit(model, _loader(_data()), num_epochs=3, loss_fn=loss_fn, checkpoint_dir=tmp_path)
+    message = str(info.value)
+    assert isinstance(info.value, NonFiniteLossError)
+    assert "epoch 2" in message and "step 3" in message and "learning rate" in message
+    assert str(tmp_path / "last.pt") in message
+
+    # a regression with lr=1e6 diverges to inf within a few steps
+    model = nn.Linear(6, 3)
+    loader = _loader(TensorDataset(torch.randn(16, 6), torch.randn(16, 3)))
+    with pytest.raises(FloatingPointError, match="no checkpoint saved yet"):
+        _fit(
+            model,
+            loader,
+            optimizer=_sgd(model, 1e6),
+            loss_fn=F.mse_loss,
+            metric_fn=None,
+            num_epochs=9,
+        )
+
+
+# ---------------------------------------------------------------- stopping and best epoch
+
+
+def test_early_stopping_after_patience_epochs():
+    dataset = _data()
+    model = nn.Linear(6, 3)
+    history = _fit(
+        model,
+        _loader(dataset),
+        _loader(dataset),
+        optimizer=_sgd(model, lr=0.0),
+        num_epochs=10,
+        patience=2,
+        monitor="val_loss",
+    )
+    assert len(history) == 3  # epoch 1 best, 2 and 3 no better
+    assert history.attrs["best_epoch"] == 1
+
+
+def _ascent_after_first_epoch(model):
+    # lr 0.1 for epoch 1, then -0.1: gradient ascent makes every later epoch worse
+    optimizer = _sgd(model, lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0 if e == 0 else -1.0)
+    return {"optimizer": optimizer, "scheduler": scheduler}
+
+
+def test_restore_best_loads_the_best_epoch_weights(tmp_path):
+    dataset = _data()
+    loader = _loader(dataset)
+    torch.manual_seed(0)
+    one_epoch = nn.Linear(6, 3)
+    start = {k: v.clone() for k, v in one_epoch.state_dict().items()}
+    _fit(one_epoch, loader, loader, monitor="val_loss", **_ascent_after_first_epoch(one_epoch))
+
+    for folder in (None, tmp_path):
+        model = nn.Linear(6, 3)
+        model.load_state_dict(start)
+        history = _fit(
+            model,
+            loader,
+            loader,
+            num_epochs=3,
+            monitor="val_loss",
+            restore_best=True,
+            checkpoint_dir=folder,
+            **_ascent_after_first_epoch(model),
+        )
+        assert history.attrs["best_epoch"] == 1 and len(history) == 3
+        assert history["val_loss"].is_monotonic_increasing
+        for p, q in zip(model.parameters(), one_epoch.parameters(), strict=True):
+            assert torch.equal(p, q)
+
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["epoch"] == 1
+    assert torch.equal(best["model"]["weight"], one_epoch.weight)
+
+
+def test_reduce_on_plateau_gets_the_monitored_value():
+    seen = []
+
+    class Spy(torch.optim.lr_scheduler.ReduceLROnPlateau):
+        def step(self, metrics, *args, **kwargs):
+            seen.append(metrics)
+            return super().step(metrics, *args, **kwargs)
+
+    dataset = _data()
+    model = nn.Linear(6, 3)
+    optimizer = _sgd(model, lr=0.1)
+    scheduler = Spy(optimizer, mode="max", patience=0)
+    history = _fit(
+        model,
+        _loader(dataset),
+        _loader(dataset),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        num_epochs=3,
+    )
+    assert seen == list(history["val_acc"])
+
+
+def test_seed_makes_fit_repeatable():
+    def run():
+        seed_everything(3)
+        model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.3), nn.Linear(8, 3))
+        _fit(model, _loader(_data(), shuffle=True), num_epochs=2)
+        return model
+
+    for p, q in zip(run().parameters(), run().parameters(), strict=True):
+        assert torch.equal(p, q)
