@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,8 @@ def run_notebook(
     except CellTimeoutError:
         status = f"time-out after {cell_timeout} s in a cell"
     except CellExecutionError as error:
-        status = f"error: {str(error).strip().splitlines()[-1][:200]}"
+        last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()[-1]
+        status = f"error: {last_line[:200]}"
     seconds = time.perf_counter() - start
     executed = out_dir / notebook.name
     nbformat.write(nb, executed)

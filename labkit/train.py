@@ -339,7 +339,13 @@ def _resume(
             f"{path} was saved {'without' if state['scheduler'] is None else 'with'} a "
             "scheduler; pass the same kind of scheduler as the first run, or another folder"
         )
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:  # another architecture than the one that wrote the checkpoint
+        raise ValueError(
+            f"{path} holds weights of another model ({str(err).splitlines()[0]}); delete "
+            f"{folder} to train this model from scratch, or pass another checkpoint_dir"
+        ) from err
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])

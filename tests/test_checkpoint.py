@@ -137,3 +137,22 @@ def test_resume_with_a_different_scheduler_setup_is_refused(tmp_path):
             resume=True,
             progress=False,
         )
+
+
+def test_resume_into_another_architecture_names_the_folder(tmp_path):
+    _run(tmp_path, num_epochs=1)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    with pytest.raises(ValueError, match="weights of another model.*delete") as info:
+        fit(
+            model,
+            DataLoader(_NoisyData(), batch_size=5),
+            optimizer=optimizer,
+            scheduler=scheduler,
+            num_epochs=2,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+    assert str(tmp_path) in str(info.value)
