@@ -45,8 +45,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         image_size=16,
-        train_per_class=20,
-        test_per_class=20,
+        train_per_class=10,
+        test_per_class=10,
         batch_size=32,
         num_epochs=2,
     ),

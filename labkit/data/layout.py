@@ -91,6 +91,8 @@ def _write_split(root: Path, split: str, images: np.ndarray, labels: np.ndarray)
 def _move_into_place(tmp: Path, root: Path, version: str) -> None:
     """Rename the finished `tmp` to `root`, replacing an older labkit write or an empty folder."""
     old = None
+    if is_complete(root, version):  # another process finished the same write first: keep it
+        return
     if root.exists():
         if read_marker(root) is not None or not any(root.iterdir()):
             old = root.with_name(f".{root.name}.old-{os.getpid()}")

@@ -1,14 +1,33 @@
-"""A name -> builder registry, so notebooks and tests can ask for any model by name."""
+"""A name -> builder registry, so notebooks and tests can ask for any model by name.
+
+Every model a registered builder returns remembers how it was built
+(`model.labkit_builder == (name, {argument: value})`), so a grader can rebuild the same
+architecture from data alone and load the weights into it.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from torch import nn
 
 _Builder = TypeVar("_Builder", bound=Callable[..., nn.Module])
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def _named_arguments(fn: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The arguments of a call to `fn` by parameter name, `**kwargs` flattened."""
+    signature = inspect.signature(fn)
+    named: dict[str, Any] = {}
+    for name, value in signature.bind(*args, **kwargs).arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        else:
+            named[name] = value
+    return named
 
 
 def register_model(name: str | None = None) -> Callable[[_Builder], _Builder]:
@@ -18,8 +37,15 @@ def register_model(name: str | None = None) -> Callable[[_Builder], _Builder]:
         key = fn.__name__ if name is None else name
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered (by {_MODELS[key].__module__})")
-        _MODELS[key] = fn
-        return fn
+
+        @functools.wraps(fn)
+        def build(*args: Any, **kwargs: Any) -> nn.Module:
+            model = fn(*args, **kwargs)
+            model.labkit_builder = (key, _named_arguments(fn, args, kwargs))
+            return model
+
+        _MODELS[key] = build
+        return build  # type: ignore[return-value]
 
     return wrapper
 

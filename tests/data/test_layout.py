@@ -63,3 +63,14 @@ def test_unreadable_csv_names_it(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_bytes(b"")
     with pytest.raises(ValueError, match=rf"cannot read {re.escape(str(tmp_path / 'train.csv'))}"):
         layout.validate_split_csv(tmp_path, "train", "rebuild it")
+
+
+def test_a_write_finished_meanwhile_by_another_process_is_kept(tmp_path: Path) -> None:
+    root = write_split_layout(tmp_path / "set", _splits(), "v1")
+    before = sorted(p.stat().st_mtime_ns for p in root.rglob("*.png"))
+    late = tmp_path / ".set.partial-late"  # a second writer that started before the first ended
+    (late / "train").mkdir(parents=True)
+    layout._move_into_place(late, root, "v1")
+    assert is_complete(root, "v1")
+    assert sorted(p.stat().st_mtime_ns for p in root.rglob("*.png")) == before
+    assert not (root / "train").samefile(late / "train")

@@ -71,7 +71,7 @@ def test_mnist_subset_is_preferred(tmp_path: Path, capsys) -> None:
     line = capsys.readouterr().out
     assert line == (
         f"data: MNIST subset at {mnist} - train 30, test 20 images "
-        "(at most 20/20 per class, profile smoke), 10 classes, 16px\n"
+        "(at most 10/10 per class, profile smoke), 10 classes, 16px\n"
     )
     assert data.source == MNIST_SOURCE and data.root == mnist
     assert not (tmp_path / "builtin").exists()
@@ -120,7 +120,9 @@ def test_corrupt_builtin_image_names_file(base: Path, tmp_path: Path) -> None:
 
 
 def test_loaders_batches_and_seeded_order(base: Path) -> None:
-    profile = get_profile("smoke", batch_size=8, eval_batch_size=50)
+    profile = get_profile(
+        "smoke", batch_size=8, eval_batch_size=50, train_per_class=20, test_per_class=20
+    )
     data = load_digits_data(profile, root=base, verbose=False)
 
     def first_labels(seed: int) -> list[int]:

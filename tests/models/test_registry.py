@@ -60,3 +60,19 @@ def test_register_model(monkeypatch):
         return nn.Identity()
 
     assert "named_by_function" in list_models()
+
+
+def test_built_models_remember_their_builder_and_arguments() -> None:
+    from labkit.models import densenet39, densenet_bc, resnext
+
+    model = densenet_bc((2, 2, 4, 16), growth_rate=6)
+    assert model.labkit_builder == (
+        "densenet_bc",
+        {"block_config": (2, 2, 4, 16), "growth_rate": 6},
+    )
+    assert densenet39(num_classes=3).labkit_builder == ("densenet39", {"num_classes": 3})
+    name, arguments = resnext(cardinality=4, bottleneck_width=2).labkit_builder
+    rebuilt = get_model(name, **arguments)
+    assert [p.shape for p in rebuilt.parameters()] == [
+        p.shape for p in resnext(cardinality=4, bottleneck_width=2).parameters()
+    ]
