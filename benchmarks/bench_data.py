@@ -17,15 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+import torch
+from torch.utils.data import DataLoader
+from torchvision.datasets import ImageFolder
+from torchvision.transforms import v2
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from torchvision.datasets import ImageFolder  # noqa: E402
-from torchvision.transforms import v2  # noqa: E402
-
-from labkit.config import get_profile, seed_everything  # noqa: E402
-from labkit.data import MEAN, STD, digits_augmentation, load_digits_data  # noqa: E402
+from labkit.config import get_profile, seed_everything
+from labkit.data import MEAN, STD, digits_augmentation, load_digits_data
 
 
 def time_epoch(loader: DataLoader) -> tuple[float, int]:

@@ -328,6 +328,7 @@ def _resume(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
+    generator: torch.Generator | None,
 ) -> list[dict]:
     path = folder / "last.pt"
     if not path.is_file():
@@ -352,6 +353,8 @@ def _resume(
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
+    if generator is not None and state.get("loader_rng") is not None:
+        generator.set_state(state["loader_rng"])
     print(f"resume: loaded {path} (epoch {state['epoch']} done)")
     return list(state["history"])
 
@@ -558,7 +561,9 @@ def fit(
         scaler,
     )
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    records = _resume(folder, model, optimizer, scheduler, scaler) if resume else []
+    # a DataLoader shuffling with its own generator: its state is saved and restored too
+    generator = getattr(train_loader, "generator", None)
+    records = _resume(folder, model, optimizer, scheduler, scaler, generator) if resume else []
     best_epoch, best_state = _best_epoch(records, monitor), None
     for epoch in range(len(records) + 1, num_epochs + 1):
         if _should_stop(records, best_epoch, patience):
@@ -583,7 +588,9 @@ def fit(
             best_epoch = epoch
             best_state = _cpu_copy(model.state_dict()) if restore_best else None
         if folder is not None:
-            _save_epoch(folder, model, optimizer, scheduler, scaler, records, improved, monitor)
+            _save_epoch(
+                folder, model, optimizer, scheduler, scaler, generator, records, improved, monitor
+            )
     if restore_best and best_epoch is not None:
         _restore_best(model, best_state, folder)
     history = pd.DataFrame.from_records(records, columns=COLUMNS)
@@ -601,6 +608,7 @@ def _save_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
+    generator: torch.Generator | None,
     records: list[dict],
     improved: bool,
     monitor: str,
@@ -621,6 +629,7 @@ def _save_epoch(
         "scaler": scaler.state_dict() if scaler is not None else None,
         "epoch": epoch,
         "history": [dict(row) for row in records],
+        "loader_rng": generator.get_state() if generator is not None else None,
         "rng": rng_state(),  # last, after everything this epoch drew from the generators
     }
     save_atomic(state, folder / "last.pt")

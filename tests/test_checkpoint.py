@@ -31,12 +31,13 @@ class _NoisyData(Dataset):
         return self.x[i] + noise, self.y[i]
 
 
-def _run(folder, num_epochs: int, resume: bool = False, seed: int = 0):
+def _run(folder, num_epochs: int, resume: bool = False, seed: int = 0, own_generator=False):
     seed_everything(seed)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    loader = DataLoader(_NoisyData(), batch_size=5, shuffle=True)
+    generator = torch.Generator().manual_seed(0) if own_generator else None
+    loader = DataLoader(_NoisyData(), batch_size=5, shuffle=True, generator=generator)
     val_loader = DataLoader(_NoisyData(), batch_size=8)
     history = fit(
         model,
@@ -63,6 +64,14 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, capsys):
     assert list(history["epoch"]) == [1, 2, 3, 4]
     cols = ["train_loss", "train_acc", "val_loss", "val_acc", "lr"]
     assert history[cols].equals(full_history[cols])
+
+
+def test_resume_restores_a_loader_with_its_own_generator(tmp_path):
+    reference, _ = _run(None, num_epochs=4, own_generator=True)
+    _run(tmp_path, num_epochs=2, own_generator=True)
+    model, _ = _run(tmp_path, num_epochs=4, resume=True, seed=5, own_generator=True)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_resume_without_checkpoint_starts_from_scratch(tmp_path, capsys):
