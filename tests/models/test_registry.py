@@ -12,14 +12,21 @@ def test_list_models_has_lab02_builders():
     assert list_models() == sorted(list_models())
 
 
+def _width_argument(name: str) -> str:
+    """The argument that sets a model's output width: classes, or an embedding's size."""
+    return "embedding_size" if name.endswith("_embedding") else "num_classes"
+
+
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("size", [32, 16])
 def test_output_shape(name, size):
     torch.manual_seed(0)
     with torch.no_grad():
-        logits = get_model(name).eval()(torch.randn(2, 3, size, size))
-    assert logits.shape == (2, 10)
-    assert torch.isfinite(logits).all()
+        outputs = get_model(name, **{_width_argument(name): 7}).eval()(
+            torch.randn(2, 3, size, size)
+        )
+    assert outputs.shape == (2, 7)
+    assert torch.isfinite(outputs).all()
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -33,7 +40,7 @@ def test_backward_reaches_every_parameter(name):
 @pytest.mark.parametrize("name", list_models())
 def test_get_model_passes_kwargs(name):
     torch.manual_seed(0)
-    model = get_model(name, num_classes=5, in_channels=1)
+    model = get_model(name, **{_width_argument(name): 5}, in_channels=1)
     with torch.no_grad():
         assert model(torch.randn(2, 1, 16, 16)).shape == (2, 5)
 

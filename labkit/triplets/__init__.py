@@ -1,0 +1,60 @@
+"""Triplet-loss training, split by concept as in pytorch-metric-learning.
+
+- distances: embeddings (N, D) -> (N, N) matrix (`pairwise_distances`);
+- samplers: which images go into a batch (`random_triplets`, `chosen_class_triplets`,
+  `TripletSampler` for a fresh draw every epoch, `PKSampler` for P classes x K images);
+- miners: index triplets `(anchor_idx, positive_idx, negative_idx)` inside a batch, under
+  `no_grad` (`batch_hard`, `batch_semi_hard`);
+- losses: embeddings plus indices -> loss (`triplet_loss`), and `loss_fn`s / `metric_fn` for
+  `labkit.train.fit`;
+- datasets: `TripletDataset` (stacked anchor, positive, negative images), `triplet_forward`.
+
+The two ways to train with `fit`::
+
+    # the handout's random triplets, redrawn every epoch
+    loader = DataLoader(TripletDataset(train_set), batch_size=16,
+                        sampler=TripletSampler(train_set.labels, 8000))
+    fit(model, loader, optimizer=opt, num_epochs=5, forward_fn=triplet_forward,
+        loss_fn=stacked_triplet_loss(margin=2.0), metric_fn=triplet_accuracy)
+
+    # P x K batches, triplets mined in each batch
+    loader = DataLoader(train_set, batch_sampler=PKSampler(train_set.labels, p=8, k=8))
+    fit(model, loader, optimizer=opt, num_epochs=5,
+        loss_fn=mined_triplet_loss("batch_hard", margin=2.0), metric_fn=triplet_accuracy)
+
+Used in: 03_facenet_knn.
+"""
+
+from labkit.triplets.datasets import TripletDataset, triplet_forward
+from labkit.triplets.distances import pairwise_distances
+from labkit.triplets.losses import (
+    MINERS,
+    mined_triplet_loss,
+    stacked_triplet_loss,
+    triplet_accuracy,
+    triplet_loss,
+)
+from labkit.triplets.miners import batch_hard, batch_semi_hard
+from labkit.triplets.samplers import (
+    PKSampler,
+    TripletSampler,
+    chosen_class_triplets,
+    random_triplets,
+)
+
+__all__ = [
+    "MINERS",
+    "PKSampler",
+    "TripletDataset",
+    "TripletSampler",
+    "batch_hard",
+    "batch_semi_hard",
+    "chosen_class_triplets",
+    "mined_triplet_loss",
+    "pairwise_distances",
+    "random_triplets",
+    "stacked_triplet_loss",
+    "triplet_accuracy",
+    "triplet_forward",
+    "triplet_loss",
+]

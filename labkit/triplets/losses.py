@@ -1,0 +1,110 @@
+"""Losses take embeddings plus triplet indices; `loss_fn`s and a `metric_fn` for `labkit.train.fit`.
+
+The loss itself is torch's `F.triplet_margin_loss`: mean of max(d(a, p) - d(a, n) + margin, 0).
+
+Used in: 03_facenet_knn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from labkit.triplets.miners import batch_hard, batch_semi_hard
+
+__all__ = [
+    "MINERS",
+    "mined_triplet_loss",
+    "stacked_triplet_loss",
+    "triplet_accuracy",
+    "triplet_loss",
+]
+
+Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Miner = Callable[[torch.Tensor, torch.Tensor], Triplets]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MINERS = ("batch_hard", "semi_hard")  # the names `mined_triplet_loss` accepts
+
+
+def _check_margin(margin: float) -> float:
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+        raise ValueError(f"margin must be a number >= 0, got {margin!r}")
+    if not math.isfinite(margin):
+        raise ValueError(f"margin must be finite, got {margin!r}")
+    return float(margin)
+
+
+def triplet_loss(embeddings: torch.Tensor, indices: Triplets, margin: float) -> torch.Tensor:
+    """Triplet margin loss of the triplets `indices` = (a, p, n) into `embeddings` (N, D).
+
+    No triplet at all (a miner found none) gives a zero loss that still reaches the
+    embeddings, so a training step does nothing instead of failing on a NaN mean.
+    """
+    a, p, n = indices
+    if len(a) == 0:
+        return (embeddings * 0.0).sum()
+    return F.triplet_margin_loss(embeddings[a], embeddings[p], embeddings[n], margin=margin)
+
+
+def _stacked_loss(outputs: torch.Tensor, labels: torch.Tensor, *, margin: float) -> torch.Tensor:
+    if outputs.ndim != 3 or outputs.shape[1] != 3:
+        raise ValueError(
+            f"expected stacked triplet embeddings (B, 3, D), got {tuple(outputs.shape)}; "
+            "use forward_fn=triplet_forward with a TripletDataset"
+        )
+    return F.triplet_margin_loss(outputs[:, 0], outputs[:, 1], outputs[:, 2], margin=margin)
+
+
+def stacked_triplet_loss(margin: float) -> LossFn:
+    """`loss_fn(outputs, labels)` for `fit` on a TripletDataset: outputs (B, 3, D) = (a, p, n)."""
+    return partial(_stacked_loss, margin=_check_margin(margin))
+
+
+def _mined_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor, *, miner: Miner, margin: float
+) -> torch.Tensor:
+    return triplet_loss(embeddings, miner(embeddings, labels), margin)
+
+
+def mined_triplet_loss(miner: str | Miner, margin: float) -> LossFn:
+    """`loss_fn(embeddings, labels)` for `fit` on P x K batches: mine, then `triplet_loss`.
+
+    Args:
+        miner: "batch_hard", "semi_hard" (mined with this `margin`), or any
+            `miner(embeddings, labels) -> (a, p, n)`.
+        margin: the triplet loss margin (2.0 in the handout, for embeddings of norm 10).
+    """
+    margin = _check_margin(margin)
+    if isinstance(miner, str):
+        if miner not in MINERS:
+            raise ValueError(f"unknown miner {miner!r}; choose one of {MINERS} or pass a function")
+        if miner == "semi_hard" and margin == 0:
+            raise ValueError("semi-hard mining needs margin > 0 (d_ap < d_an < d_ap + margin)")
+        miner = batch_hard if miner == "batch_hard" else partial(batch_semi_hard, margin=margin)
+    return partial(_mined_loss, miner=miner, margin=margin)
+
+
+@torch.no_grad()
+def triplet_accuracy(outputs: torch.Tensor, labels: torch.Tensor, margin: float = 0.0) -> float:
+    """Fraction of triplets with d(a, n) - d(a, p) > margin: a `metric_fn` for `fit`.
+
+    Args:
+        outputs: stacked triplets (B, 3, D) (labels unused), or embeddings (N, D) with labels
+            (N,): then each anchor's hardest triplet (`batch_hard`) is scored, i.e. the fraction
+            of anchors whose every positive is closer than every negative; 0.0 if no anchor
+            has both (keeps an epoch's mean finite).
+        margin: 0 scores the ordering; the loss's margin scores triplets with zero loss.
+    """
+    if outputs.ndim == 3:
+        a, p, n = outputs[:, 0], outputs[:, 1], outputs[:, 2]
+    else:
+        anchors, positives, negatives = batch_hard(outputs, labels)
+        if len(anchors) == 0:
+            return 0.0
+        a, p, n = outputs[anchors], outputs[positives], outputs[negatives]
+    gap = F.pairwise_distance(a, n) - F.pairwise_distance(a, p)  # (B,)
+    return (gap > margin).float().mean().item()
