@@ -31,13 +31,19 @@ def run_notebook(
     out_dir: Path,
     *,
     profile: str | None = None,
-    cell_timeout: int = 1800,
+    cell_timeout: int | None = None,
     kernel_name: str = "python3",
 ) -> LabRun:
-    """Execute `notebook` in its own folder's copy under `out_dir`; never modifies the original."""
+    """Execute `notebook` (outputs cleared first) and write it to `out_dir`; the original stays.
+
+    `cell_timeout` is in seconds per cell; None (the default) lets a long training cell run.
+    """
     notebook, out_dir = Path(notebook), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:  # stored outputs must never pass for this run's results
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     env_profile = {"LABKIT_PROFILE": profile} if profile else {}
     client = NotebookClient(
         nb,
@@ -50,7 +56,7 @@ def run_notebook(
         client.execute(env={**os.environ, **env_profile})
         status = "ok"
     except CellTimeoutError:
-        status = f"time-out after {cell_timeout} s in a cell"
+        status = f"time-out after {cell_timeout} s in a cell"  # only with a cell_timeout
     except CellExecutionError as error:
         last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()[-1]
         status = f"error: {last_line[:200]}"

@@ -51,10 +51,20 @@ def test_run_notebook_collects_headlines_and_leaves_the_source(tmp_path: Path) -
 
 
 @pytest.mark.notebook
-def test_run_notebook_reports_a_failing_cell(tmp_path: Path) -> None:
-    source = _notebook(tmp_path / "03_bad.ipynb", "raise KeyError('boom')")
+def test_run_notebook_reports_a_failing_cell_and_never_stale_results(tmp_path: Path) -> None:
+    source = _notebook(
+        tmp_path / "03_bad.ipynb",
+        "raise KeyError('boom')",
+        "from labkit.report import show_headline\nshow_headline('03', {'acc': 0.9})",
+    )
+    nb = nbformat.read(source, as_version=4)  # outputs of an earlier run, stored in the source
+    nb.cells[1].outputs = [
+        nbformat.v4.new_output("display_data", data={HEADLINE_MIME: {"results": {"acc": 0.9}}})
+    ]
+    nbformat.write(nb, source)
     run = run_notebook(source, tmp_path / "out")
     assert run.status.startswith("error") and "KeyError" in run.status
+    assert run.results == {}
 
 
 @pytest.mark.notebook
