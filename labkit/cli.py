@@ -54,6 +54,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    """Grade a folder of submissions (or, with --manual and an earlier run in --out, only merge)."""
+    from labkit.grading.grade import GradingRun, grade_folder
+    from labkit.grading.protocol import parse_solutions
+
+    earlier = args.out / "results.json"
+    try:
+        if args.manual and earlier.is_file():
+            run = GradingRun.load(args.out)
+            if run.spec.lab != parse_solutions(args.solutions).lab:
+                print(f"{earlier} grades another lab than {args.solutions}; use another --out")
+                return 2
+            print(f"merging {args.manual} into the run in {args.out} (nothing is run again)")
+        else:
+            print(f"grading {args.submissions} with {args.workers} worker(s) ...", flush=True)
+            run = grade_folder(
+                args.solutions,
+                args.submissions,
+                None,
+                workers=args.workers,
+                cell_timeout=args.cell_timeout,
+                total_timeout=args.timeout,
+                memory_limit=args.memory_limit,
+                profile=args.profile,
+                run_all=args.run_all,
+                on_result=lambda r: print(
+                    f"  {r.student}: {r.total:g} / {r.max_points:g} ({r.status}, "
+                    f"{r.seconds:.0f} s)",
+                    flush=True,
+                ),
+            )
+        if args.manual:
+            run.merge_manual(args.manual)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        print(f"labkit grade: {error}")
+        return 2
+    run.write(args.out)
+    book = run.gradebook.drop(columns=["file", "seconds"])
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(book.to_string(index=False))
+    for warning in run.warnings:
+        print(f"warning: {warning}")
+    print(
+        f"{len(book)} submission(s) in {run.seconds:.0f} s; gradebook, feedback/ and answers in "
+        f"{args.out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `labkit` command."""
     parser = argparse.ArgumentParser(prog="labkit", description=__doc__)
@@ -70,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", type=Path, default=_repo_path("build") / "run")
     run.set_defaults(func=cmd_run)
+
+    grade = sub.add_parser("grade", help="grade a folder of submissions into a gradebook")
+    grade.add_argument("solutions", type=Path, help="the lab's solutions notebook")
+    grade.add_argument("submissions", type=Path, help="one notebook or one folder per student")
+    grade.add_argument("--out", type=Path, default=_repo_path("build") / "grade")
+    grade.add_argument("--workers", type=int, default=2, help="submissions graded at once")
+    grade.add_argument("--cell-timeout", type=float, default=600.0, help="seconds per cell")
+    grade.add_argument("--timeout", type=float, default=3600.0, help="seconds per submission")
+    grade.add_argument("--memory-limit", type=float, default=6.0, help="GiB per kernel")
+    grade.add_argument("--profile", choices=["smoke", "full"], default="smoke")
+    grade.add_argument("--run-all", action="store_true", help="run cells after the last answer too")
+    grade.add_argument("--manual", type=Path, help="hand marks (CSV) to merge into the gradebook")
+    grade.set_defaults(func=cmd_grade)
 
     for p in (release, run):
         p.add_argument("--solutions", type=Path, default=_repo_path("solutions"))

@@ -1,0 +1,118 @@
+"""The question protocol: parsing a solutions notebook, finding questions in edited notebooks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+import pytest
+import toylab
+
+from labkit.grading.protocol import (
+    LabSpec,
+    answer_text,
+    answered_notebook,
+    locate,
+    marker,
+    parse_solutions,
+)
+
+
+def test_parse_toy_solutions(tmp_path: Path) -> None:
+    spec = parse_solutions(toylab.write_solutions(tmp_path))
+    assert spec.lab == toylab.LAB
+    assert spec.max_points == {"q1_numbers": 1.0, "q2_model": 2.0, "q3_text": 2.0}
+    q1, q2, q3 = spec.questions
+    assert (q1.kind, q1.names, q1.manual) == ("code", ("total", "squares"), False)
+    assert q2.names == ("net",) and q2.checks[0].grade_id == "q2_model_test"
+    assert (q3.kind, q3.manual, q3.checks) == ("text", True, ())
+    check = q1.checks[0]
+    hidden = [check.code.split("\n")[n - 1] for n in check.hidden_lines]
+    assert "assert total == 10" in hidden and "SECRET_HIDDEN_LINE" not in check.visible_code
+    assert LabSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    ("first_line", "error"),
+    [
+        ("# checks for q1", "must start with '# Checks"),
+        ("# Checks q1_numbers: total", "neither in the marker line"),  # squares not listed
+        ("# Checks q9_nothing: total, squares", "no answer cell has"),
+    ],
+)
+def test_broken_checks_cells_are_named(tmp_path: Path, first_line: str, error: str) -> None:
+    nb = toylab.solutions_notebook()
+    cell = nb.cells[3]
+    cell.source = "\n".join([first_line, *cell.source.split("\n")[1:]])
+    with pytest.raises(ValueError, match=error):
+        parse_solutions(nb)
+
+
+def test_answer_cell_without_marker_is_refused() -> None:
+    nb = toylab.solutions_notebook()
+    nb.cells[2].source = nb.cells[2].source.replace("# Answer q1_numbers\n", "")
+    with pytest.raises(ValueError, match="cell 2: an answer cell must start with"):
+        parse_solutions(nb)
+
+
+def test_locate_by_metadata_then_marker(tmp_path: Path) -> None:
+    solutions = toylab.write_solutions(tmp_path)
+    spec, nb = parse_solutions(solutions), toylab.right(solutions)
+    assert locate(nb, spec).answers == {"q1_numbers": 2, "q2_model": 5, "q3_text": 7}
+    assert locate(nb, spec).skip == {3, 6}
+    stripped = copy.deepcopy(nb)
+    for cell in stripped.cells:
+        cell.metadata = {}
+    assert locate(stripped, spec).answers == locate(nb, spec).answers
+    assert locate(stripped, spec).skip == {3, 6}
+
+
+def test_duplicated_grade_id_prefers_the_cell_with_the_marker(tmp_path: Path) -> None:
+    solutions = toylab.write_solutions(tmp_path)
+    spec, nb = parse_solutions(solutions), toylab.right(solutions)
+    copied = copy.deepcopy(nb.cells[2])  # a copied cell keeps the grade_id ...
+    copied.source = "total = 0  # scratch work"  # ... but not the marker
+    nb.cells.insert(2, copied)
+    found = locate(nb, spec)
+    assert found.answers["q1_numbers"] == 3 and "2 cells share" in found.notes[0]
+    both = copy.deepcopy(nb)
+    both.cells[2].source = both.cells[3].source  # both carry id and marker: the first
+    assert locate(both, spec).answers["q1_numbers"] == 2
+
+
+def test_checks_cells_are_skipped_however_they_are_marked(tmp_path: Path) -> None:
+    spec = parse_solutions(toylab.write_solutions(tmp_path))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("# Checks q1_numbers: total\nprint('ok')"),  # marker only
+        nbformat.v4.new_code_cell("x = 1\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS"),
+        nbformat.v4.new_code_cell("y = 2", metadata={"nbgrader": {"grade": True}}),
+        nbformat.v4.new_code_cell("# Answer q1_numbers\ntotal = 10"),
+    ]
+    found = locate(nb, spec)
+    assert found.skip == {0, 1, 2} and found.answers["q1_numbers"] == 3
+
+
+def test_other_labs_markers_are_noticed(tmp_path: Path) -> None:
+    spec = parse_solutions(toylab.write_solutions(tmp_path))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("# Answer q1_triplet_loss\nloss = 0.2")]
+    found = locate(nb, spec)
+    assert not found.found_any and found.other_ids == {"q1_triplet_loss"}
+
+
+def test_answer_text_and_markers() -> None:
+    cell = nbformat.v4.new_markdown_cell("\n<!-- Answer q3_text -->\nBecause.\n")
+    assert marker(cell) == ("answer", "q3_text") and answer_text(cell) == "Because."
+    stub = nbformat.v4.new_markdown_cell("<!-- Answer q3_text -->\nYOUR ANSWER HERE")
+    assert answer_text(stub) == ""
+    heading = nbformat.v4.new_markdown_cell("# Answer q3_text")  # a heading is not a marker
+    assert marker(heading) is None
+
+
+def test_answered_notebook_puts_the_answers_back(tmp_path: Path) -> None:
+    nb = answered_notebook(toylab.write_solutions(tmp_path))
+    assert "total = sum(range(5))" in nb.cells[2].source
+    assert "BEGIN SOLUTION" not in nb.cells[2].source
+    assert "SECRET_HIDDEN_LINE" not in nb.cells[3].source
