@@ -1,0 +1,101 @@
+"""ipywidgets explorers: thin shells over labkit's pure functions; ipywidgets is imported lazily.
+
+Everything a widget shows can be drawn in a plain cell: the error browser shows
+`render_error(errors, i, ...)`, the same figure as one row of `plot_error_gallery`.
+
+Used in: 03_facenet_knn.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from labkit.plots import plot_error_row
+
+if TYPE_CHECKING:
+    import ipywidgets
+
+__all__ = ["error_browser", "render_error"]
+
+
+def render_error(
+    errors: pd.DataFrame,
+    i: int,
+    test_images: torch.Tensor | Any,
+    train_images: torch.Tensor | Any,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
+    """Error `i` of an `error_table` as a figure: what `error_browser` shows at position `i`.
+
+    Used in: 03_facenet_knn (Question 5).
+    """
+    return plot_error_row(errors, i, test_images, train_images, class_names)
+
+
+def _png(fig: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _caption(errors: pd.DataFrame, i: int, class_names: Sequence[str] | None) -> str:
+    row = errors.iloc[i]
+    true = class_names[int(row["true"])] if class_names else row["true_name"]
+    pred = class_names[int(row["pred"])] if class_names else row["pred_name"]
+    return (
+        f"error {i + 1} of {len(errors)}: test image #{int(row['test_index'])}, "
+        f"true <b>{true}</b>, predicted <b>{pred}</b>"
+    )
+
+
+def error_browser(
+    errors: pd.DataFrame,
+    test_images: torch.Tensor | Any,
+    train_images: torch.Tensor | Any,
+    class_names: Sequence[str] | None = None,
+) -> ipywidgets.Widget:
+    """Browse misclassified test images one at a time (slider, Previous / Next buttons).
+
+    Args:
+        errors: the DataFrame from `labkit.embeddings.error_table`.
+        test_images, train_images: (N, 3, H, W) images, or the TensorImageDatasets.
+        class_names: names for the titles; default the table's names.
+    Returns:
+        a VBox of the controls, a caption and the rendered error (an HTML note if no errors).
+    Used in: 03_facenet_knn (Question 5).
+    """
+    import ipywidgets as widgets
+
+    if len(errors) == 0:
+        return widgets.HTML("no errors: every test image was classified correctly")
+    slider = widgets.IntSlider(
+        value=0, min=0, max=len(errors) - 1, description="error", continuous_update=False
+    )
+    previous = widgets.Button(description="Previous", icon="arrow-left")
+    following = widgets.Button(description="Next", icon="arrow-right")
+    caption = widgets.HTML()
+    image = widgets.Image(format="png")
+    rendered: dict[int, bytes] = {}  # each error is drawn once
+
+    def show(change: dict | None = None) -> None:
+        i = slider.value
+        if i not in rendered:
+            rendered[i] = _png(render_error(errors, i, test_images, train_images, class_names))
+        image.value = rendered[i]
+        caption.value = _caption(errors, i, class_names)
+
+    def step(delta: int) -> None:
+        slider.value = min(max(slider.value + delta, slider.min), slider.max)
+
+    slider.observe(show, names="value")
+    previous.on_click(lambda _: step(-1))
+    following.on_click(lambda _: step(1))
+    show()
+    return widgets.VBox([widgets.HBox([previous, slider, following]), caption, image])

@@ -1,0 +1,106 @@
+"""Tests for the error gallery and embedding plot in labkit.plots (Agg backend, no window)."""
+
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from PIL import Image
+
+from labkit.data.tensor_dataset import TensorImageDataset
+from labkit.embeddings import error_table
+from labkit.plots import (
+    plot_embedding_2d,
+    plot_error_gallery,
+    plot_error_row,
+    save_error_gallery,
+)
+
+matplotlib.use("Agg")
+NAMES = ("zero", "one", "two")
+
+
+@pytest.fixture(autouse=True)
+def _no_show(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("plot functions must not call plt.show()")
+
+    monkeypatch.setattr(plt, "show", fail)
+    yield
+    plt.close("all")
+
+
+def _errors(num_test: int = 12):
+    """An error table over tiny random images and embeddings, with some misclassifications."""
+    g = torch.Generator().manual_seed(0)
+    train_images = torch.randint(0, 256, (15, 3, 8, 8), dtype=torch.uint8, generator=g)
+    test_images = torch.randint(0, 256, (num_test, 3, 8, 8), dtype=torch.uint8, generator=g)
+    train_labels, test_labels = torch.arange(15) % 3, torch.arange(num_test) % 3
+    preds = test_labels.clone()
+    preds[::3] = (preds[::3] + 1) % 3  # every third test image is wrong
+    table = error_table(
+        test_labels,
+        preds,
+        torch.randn(num_test, 4, generator=g),
+        torch.randn(15, 4, generator=g),
+        train_labels,
+    )
+    return table, test_images, train_images
+
+
+def test_gallery_has_three_axes_per_row():
+    errors, test_images, train_images = _errors()
+    fig = plot_error_gallery(errors, test_images, train_images, NAMES)
+    assert len(errors) == 4 and len(fig.axes) == 3 * len(errors)
+    assert fig.axes[1].get_title().startswith(f"nearest {NAMES[errors['true'][0]]}")
+
+
+def test_gallery_max_rows_notes_how_many_shown():
+    errors, test_images, train_images = _errors()
+    fig = plot_error_gallery(errors, test_images, train_images, NAMES, max_rows=2)
+    assert len(fig.axes) == 6
+    assert "2 of 4" in fig.get_suptitle()
+
+
+def test_gallery_without_errors():
+    errors, test_images, train_images = _errors()
+    fig = plot_error_gallery(errors.iloc[:0], test_images, train_images, NAMES)
+    assert "no errors" in fig.axes[0].texts[0].get_text()
+
+
+def test_gallery_takes_datasets_and_table_names():
+    errors, test_images, train_images = _errors()
+    test_set = TensorImageDataset(test_images, torch.arange(len(test_images)) % 3)
+    train_set = TensorImageDataset(train_images, torch.arange(len(train_images)) % 3)
+    fig = plot_error_row(errors, 0, test_set, train_set)
+    row = errors.iloc[0]
+    assert len(fig.axes) == 3
+    assert fig.axes[0].get_title() == f"test #{row.test_index}\n{row.true_name} as {row.pred_name}"
+
+
+def test_save_error_gallery_writes_one_png_per_error_inside_folder(tmp_path):
+    errors, test_images, train_images = _errors()
+    folder = tmp_path / "pics" / "errors"
+    paths = save_error_gallery(errors, test_images, train_images, NAMES, folder)
+    assert len(paths) == len(errors)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        p.name for p in paths
+    )
+    assert all(p.parent == folder for p in paths)
+    row = errors.iloc[1]
+    assert paths[1].name == f"error_001_true_{NAMES[row.true]}_pred_{NAMES[row.pred]}.png"
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width > image.height
+    assert plt.get_fignums() == []  # the saved figures are not left open in pyplot
+
+
+def test_embedding_2d_legend_has_one_entry_per_class():
+    g = torch.Generator().manual_seed(0)
+    points, labels = torch.randn(30, 2, generator=g), torch.arange(30) % 3
+    fig = plot_embedding_2d(points, labels, NAMES, title="embedding")
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts == list(NAMES)
+    fig2, ax = plt.subplots()
+    assert plot_embedding_2d(points.numpy(), labels, ax=ax) is fig2

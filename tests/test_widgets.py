@@ -1,0 +1,63 @@
+"""Tests for labkit.widgets: the error browser builds and follows its slider, no browser needed."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+import torch
+
+from labkit.embeddings import error_table
+from labkit.widgets import error_browser, render_error
+
+matplotlib.use("Agg")
+pytest.importorskip("ipywidgets")
+
+
+def _errors():
+    g = torch.Generator().manual_seed(0)
+    train_images = torch.randint(0, 256, (9, 3, 8, 8), dtype=torch.uint8, generator=g)
+    test_images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=g)
+    labels = torch.arange(6) % 3
+    preds = (labels + torch.tensor([1, 0, 1, 0, 2, 0])) % 3  # errors at test 0, 2, 4
+    table = error_table(
+        labels,
+        preds,
+        torch.randn(6, 4, generator=g),
+        torch.randn(9, 4, generator=g),
+        torch.arange(9) % 3,
+    )
+    return table, test_images, train_images
+
+
+def _parts(browser):
+    controls, caption, image = browser.children
+    previous, slider, following = controls.children
+    return previous, slider, following, caption, image
+
+
+def test_render_error_is_one_row_of_three_images():
+    errors, test_images, train_images = _errors()
+    fig = render_error(errors, 1, test_images, train_images, ["a", "b", "c"])
+    assert len(fig.axes) == 3 and fig.axes[0].get_title().startswith("test #2")
+
+
+def test_browser_follows_slider_and_buttons():
+    errors, test_images, train_images = _errors()
+    browser = error_browser(errors, test_images, train_images)
+    previous, slider, following, caption, image = _parts(browser)
+    assert slider.max == len(errors) - 1 == 2
+    first_png, first_caption = bytes(image.value), caption.value
+    assert first_png.startswith(b"\x89PNG") and "test image #0" in first_caption
+    slider.value = 2  # runs the observer, as a browser's drag would
+    assert bytes(image.value) != first_png and "test image #4" in caption.value
+    following.click()  # already at the end: stays
+    assert slider.value == 2
+    previous.click()
+    previous.click()
+    assert slider.value == 0 and bytes(image.value) == first_png and caption.value == first_caption
+
+
+def test_browser_without_errors_says_so():
+    errors, test_images, train_images = _errors()
+    browser = error_browser(errors.iloc[:0], test_images, train_images)
+    assert "no errors" in browser.value
