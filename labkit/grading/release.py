@@ -7,7 +7,7 @@ The markers follow nbgrader, so a course that uses nbgrader can take the noteboo
 - a markdown answer cell (``metadata.nbgrader.solution`` true) keeps what stands before
   ``### BEGIN SOLUTION`` and gets ``YOUR ANSWER HERE`` instead of the answer;
 - code between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed;
-- outputs and execution counts are cleared.
+- outputs and execution counts are cleared, and so is the saved widget state.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def release_text(solution: Path) -> str:
     nb = nbformat.read(solution, as_version=4)
     _check_grade_ids(nb, str(solution))
     nb.cells = [release_cell(c, f"{solution}, cell {i}") for i, c in enumerate(nb.cells)]
+    nb.metadata.pop("widgets", None)  # saved widget state belongs to the cleared outputs
     return nbformat.writes(nb) + "\n"
 
 

@@ -37,6 +37,8 @@ def _solution_nb() -> nbformat.NotebookNode:
         metadata=_meta("q1_text", solution=True, grade=False),
     )
     nb.cells = [nbformat.v4.new_markdown_cell("# Lab"), answer, tests, prose]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nb.metadata["labkit"] = {"lab": "02_x"}
     return nb
 
 
@@ -61,6 +63,7 @@ def test_release_replaces_solutions_and_removes_hidden_tests(tmp_path: Path) -> 
     assert prose.source == "**Why?**\n\nYOUR ANSWER HERE"
     assert answer.metadata == _meta("q1", solution=True, grade=False)
     assert tests.metadata.nbgrader.points == 2
+    assert "widgets" not in nb.metadata and nb.metadata.labkit.lab == "02_x"
     assert src.read_bytes() == before  # the solution is never touched
 
 
