@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from labkit.models._checks import check_positive_ints
 from labkit.models.registry import register_model
 
 __all__ = ["DenseNet", "densenet_bc", "densenet39", "densenet_channels"]
@@ -89,13 +90,7 @@ def _plan(
         raise ValueError(
             f"block_config must be a non-empty sequence of positive ints, got {block_config!r}"
         )
-    for name, value in [
-        ("growth_rate", growth_rate),
-        ("num_classes", num_classes),
-        ("in_channels", in_channels),
-    ]:
-        if value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive_ints(growth_rate=growth_rate, num_classes=num_classes, in_channels=in_channels)
     if not 0 < compression <= 1:
         raise ValueError(f"compression must be in (0, 1], got {compression!r}")
 

@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 from torchvision.ops.misc import Conv2dNormActivation
 
+from labkit.models._checks import check_num_blocks, check_positive_ints
 from labkit.models.registry import register_model
 
 __all__ = ["ResNetEmbedding", "resnet18_embedding"]
@@ -49,14 +50,8 @@ class ResNetEmbedding(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        if len(num_blocks) != len(_STAGE_STRIDES) or any(n <= 0 for n in num_blocks):
-            raise ValueError(
-                f"num_blocks must be {len(_STAGE_STRIDES)} positive ints (blocks per stage), "
-                f"got {num_blocks!r}"
-            )
-        for name, value in [("embedding_size", embedding_size), ("in_channels", in_channels)]:
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_num_blocks(num_blocks, len(_STAGE_STRIDES))
+        check_positive_ints(embedding_size=embedding_size, in_channels=in_channels)
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
             raise ValueError(
                 f"alpha (the embeddings' norm) must be a positive number, got {alpha!r}"

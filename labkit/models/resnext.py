@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
+from labkit.models._checks import check_num_blocks, check_positive_ints
 from labkit.models.registry import register_model
 
 __all__ = ["ResNeXt", "resnext", "resnext32_16x8d"]
@@ -72,19 +73,13 @@ class ResNeXt(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        if len(num_blocks) != len(_STAGE_STRIDES) or any(n <= 0 for n in num_blocks):
-            raise ValueError(
-                f"num_blocks must be {len(_STAGE_STRIDES)} positive ints (blocks per stage), "
-                f"got {num_blocks!r}"
-            )
-        for name, value in [
-            ("cardinality", cardinality),
-            ("bottleneck_width", bottleneck_width),
-            ("num_classes", num_classes),
-            ("in_channels", in_channels),
-        ]:
-            if value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_num_blocks(num_blocks, len(_STAGE_STRIDES))
+        check_positive_ints(
+            cardinality=cardinality,
+            bottleneck_width=bottleneck_width,
+            num_classes=num_classes,
+            in_channels=in_channels,
+        )
 
         self.stem = Conv2dNormActivation(in_channels, _STEM_CHANNELS, kernel_size=1)
         channels, stages = _STEM_CHANNELS, []
