@@ -322,39 +322,57 @@ def _step_scheduler(scheduler: Any, value: float) -> None:
         scheduler.step()
 
 
-def _resume(
-    folder: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler | None,
-    generator: torch.Generator | None,
-) -> list[dict]:
+@dataclass(frozen=True)
+class _Trainables:
+    """Everything a checkpoint saves and a resume restores, besides history and RNG states."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator | None  # a DataLoader's own shuffling generator, if it has one
+
+    def state(self) -> dict[str, Any]:
+        """The state of every part, as plain data."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "loader_rng": self.generator.get_state() if self.generator is not None else None,
+        }
+
+    def load(self, state: dict[str, Any], path: Path) -> None:
+        """Restore every part from `state`, read from the checkpoint `path`."""
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            raise ValueError(
+                f"{path} was saved {'without' if state['scheduler'] is None else 'with'} a "
+                "scheduler; pass the same kind of scheduler as the first run, or another folder"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:  # another architecture than the one that wrote it
+            raise ValueError(
+                f"{path} holds weights of another model ({str(err).splitlines()[0]}); delete "
+                f"{path.parent} to train this model from scratch, or pass another checkpoint_dir"
+            ) from err
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.generator is not None and state.get("loader_rng") is not None:
+            self.generator.set_state(state["loader_rng"])
+
+
+def _resume(folder: Path, parts: _Trainables) -> list[dict]:
     path = folder / "last.pt"
     if not path.is_file():
         print(f"resume: no checkpoint at {path}; starting from scratch")
         return []
     state = load_checkpoint(path)
-    if (state["scheduler"] is None) != (scheduler is None):
-        raise ValueError(
-            f"{path} was saved {'without' if state['scheduler'] is None else 'with'} a "
-            "scheduler; pass the same kind of scheduler as the first run, or another folder"
-        )
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:  # another architecture than the one that wrote the checkpoint
-        raise ValueError(
-            f"{path} holds weights of another model ({str(err).splitlines()[0]}); delete "
-            f"{folder} to train this model from scratch, or pass another checkpoint_dir"
-        ) from err
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and state["scaler"] is not None:
-        scaler.load_state_dict(state["scaler"])
+    parts.load(state, path)
     set_rng_state(state["rng"])
-    if generator is not None and state.get("loader_rng") is not None:
-        generator.set_state(state["loader_rng"])
     print(f"resume: loaded {path} (epoch {state['epoch']} done)")
     return list(state["history"])
 
@@ -561,9 +579,10 @@ def fit(
         scaler,
     )
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    # a DataLoader shuffling with its own generator: its state is saved and restored too
-    generator = getattr(train_loader, "generator", None)
-    records = _resume(folder, model, optimizer, scheduler, scaler, generator) if resume else []
+    parts = _Trainables(
+        model, optimizer, scheduler, scaler, getattr(train_loader, "generator", None)
+    )
+    records = _resume(folder, parts) if resume else []
     best_epoch, best_state = _best_epoch(records, monitor), None
     for epoch in range(len(records) + 1, num_epochs + 1):
         if _should_stop(records, best_epoch, patience):
@@ -588,9 +607,7 @@ def fit(
             best_epoch = epoch
             best_state = _cpu_copy(model.state_dict()) if restore_best else None
         if folder is not None:
-            _save_epoch(
-                folder, model, optimizer, scheduler, scaler, generator, records, improved, monitor
-            )
+            _save_epoch(folder, parts, records, improved, monitor)
     if restore_best and best_epoch is not None:
         _restore_best(model, best_state, folder)
     history = pd.DataFrame.from_records(records, columns=COLUMNS)
@@ -603,33 +620,21 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _save_epoch(
-    folder: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler | None,
-    generator: torch.Generator | None,
-    records: list[dict],
-    improved: bool,
-    monitor: str,
+    folder: Path, parts: _Trainables, records: list[dict], improved: bool, monitor: str
 ) -> None:
     epoch = records[-1]["epoch"]
     if improved:
         best = {
-            "model": model.state_dict(),
+            "model": parts.model.state_dict(),
             "epoch": epoch,
             "monitor": monitor,
             "value": records[-1][monitor],
         }
         save_atomic(best, folder / "best.pt")
     state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "scaler": scaler.state_dict() if scaler is not None else None,
+        **parts.state(),
         "epoch": epoch,
         "history": [dict(row) for row in records],
-        "loader_rng": generator.get_state() if generator is not None else None,
         "rng": rng_state(),  # last, after everything this epoch drew from the generators
     }
     save_atomic(state, folder / "last.pt")
