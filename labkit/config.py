@@ -30,6 +30,20 @@ class Profile:
     momentum: float = 0.9  # SGD momentum (the handout's 0.9)
     weight_decay: float = 5e-4  # L2 penalty (the handout's 5e-4)
     num_workers: int = 0  # DataLoader workers; 0 keeps everything in the notebook's process
+    # lab 03 (triplet embeddings); the handout's settings unless noted
+    embedding_size: int = 128  # length of an embedding
+    alpha: float = 10.0  # embeddings are L2-normalised, then scaled to this norm
+    margin: float = 2.0  # triplet loss margin (for embeddings of norm alpha)
+    triplets_per_epoch: int = 8000  # random triplets drawn afresh every epoch
+    triplet_batch_size: int = 16  # triplets per step (3x as many images)
+    triplet_lr: float = 0.008  # SGD learning rate of the embedding network
+    triplet_epochs: int = 5  # epochs per embedding run
+    lr_step_every: int = 4  # divide the learning rate by 3 after every this many epochs
+    # mining batches hold P classes x K images: 48 images, as many as 16 random triplets
+    pk_classes: int = 8  # P (ours; the handout's bonus leaves P and K open)
+    pk_images: int = 6  # K (ours)
+    knn_neighbors: int = 5  # k of the KNN classifier
+    val_triplets: int = 1000  # fixed test triplets scored after every epoch (ours)
 
     def summary(self) -> str:
         """One line that names the profile and its main sizes."""
@@ -49,6 +63,10 @@ PROFILES: dict[str, Profile] = {
         test_per_class=10,
         batch_size=32,
         num_epochs=2,
+        triplets_per_epoch=96,
+        val_triplets=48,
+        triplet_epochs=2,
+        lr_step_every=1,
     ),
 }
 

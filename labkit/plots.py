@@ -258,8 +258,9 @@ def save_error_gallery(
     """Write one PNG per error (the three images of `plot_error_row`) into `folder`.
 
     Files are named `error_003_true_7_pred_1.png` (row, true and predicted class names); the
-    folder is created if needed and nothing is written outside it. Files from an earlier call
-    stay, so use a fresh folder when the errors change.
+    folder is created if needed and nothing is written outside it. An earlier gallery's files
+    (`error_*_true_*_pred_*.png`) in `folder` are deleted first, so the folder always holds
+    exactly this table's errors; no other file is touched.
 
     Returns:
         the paths written, in the table's order.
@@ -268,6 +269,8 @@ def save_error_gallery(
     _check_error_table(errors)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("error_*_true_*_pred_*.png"):  # a previous run's gallery
+        old.unlink()
     paths = []
     for i in range(len(errors)):
         true, pred = _error_names(errors.iloc[i], class_names)

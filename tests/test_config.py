@@ -70,3 +70,16 @@ def test_folders_follow_argument_then_environment(
     )
     monkeypatch.delenv("LABKIT_DATA")
     assert data_root().name == "data"
+
+
+def test_full_profile_keeps_the_handouts_triplet_settings() -> None:
+    full = PROFILES["full"]
+    assert (full.embedding_size, full.alpha, full.margin) == (128, 10.0, 2.0)
+    assert (full.triplets_per_epoch, full.triplet_batch_size) == (8000, 16)
+    assert (full.triplet_lr, full.triplet_epochs, full.lr_step_every) == (0.008, 5, 4)
+    assert full.knn_neighbors == 5
+    # a mining batch holds as many images as a step of random triplets
+    assert full.pk_classes * full.pk_images == 3 * full.triplet_batch_size
+    smoke = PROFILES["smoke"]
+    assert smoke.triplets_per_epoch < full.triplets_per_epoch
+    assert smoke.triplet_epochs < full.triplet_epochs

@@ -96,6 +96,18 @@ def test_save_error_gallery_writes_one_png_per_error_inside_folder(tmp_path):
     assert plt.get_fignums() == []  # the saved figures are not left open in pyplot
 
 
+def test_save_error_gallery_replaces_an_earlier_gallery_only(tmp_path):
+    errors, test_images, train_images = _errors()
+    save_error_gallery(errors, test_images, train_images, NAMES, tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")  # a student's own file stays
+    (tmp_path / "error_analysis.png").write_bytes(b"not a gallery file")
+    fewer = errors.iloc[:2]
+    paths = save_error_gallery(fewer, test_images, train_images, NAMES, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [p.name for p in paths] + ["error_analysis.png", "notes.txt"]
+    )
+
+
 def test_embedding_2d_legend_has_one_entry_per_class():
     g = torch.Generator().manual_seed(0)
     points, labels = torch.randn(30, 2, generator=g), torch.arange(30) % 3

@@ -77,14 +77,18 @@ class TripletDataset(Dataset):
 
 
 def triplet_forward(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """`forward_fn` for `fit`: one pass over stacked triplets (B, 3, C, H, W) -> (B, 3, D).
+    """`forward_fn` for `fit`: stacked triplets (B, 3, C, H, W) -> (B, 3, D) in one pass.
 
-    The 3B images go through the model as one batch, so batch norm sees all of them.
+    The 3B images go through the model as one batch, so batch norm sees all of them. A plain
+    batch (N, C, H, W) gives (N, D), so one `fit` call can train on P x K batches and validate
+    on fixed triplets.
     """
-    if inputs.ndim != 5 or inputs.shape[1] != 3:  # a plain RGB batch (B, 3, H, W) is not one
+    if inputs.ndim == 4:
+        return model(inputs)
+    if inputs.ndim != 5 or inputs.shape[1] != 3:
         raise ValueError(
-            f"expected stacked triplets (B, 3, C, H, W), got {tuple(inputs.shape)}; "
-            "load a TripletDataset, or use the default forward_fn for plain batches"
+            f"expected stacked triplets (B, 3, C, H, W) or images (N, C, H, W), got "
+            f"{tuple(inputs.shape)}; load a TripletDataset or an image dataset"
         )
     embeddings = model(inputs.flatten(0, 1))  # (3B, D)
     return embeddings.unflatten(0, inputs.shape[:2])  # (B, 3, D)

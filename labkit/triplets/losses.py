@@ -67,11 +67,16 @@ def stacked_triplet_loss(margin: float) -> LossFn:
 def _mined_loss(
     embeddings: torch.Tensor, labels: torch.Tensor, *, miner: Miner, margin: float
 ) -> torch.Tensor:
+    if embeddings.ndim == 3:  # stacked triplets (e.g. fixed validation triplets): as they are
+        return _stacked_loss(embeddings, labels, margin=margin)
     return triplet_loss(embeddings, miner(embeddings, labels), margin)
 
 
 def mined_triplet_loss(miner: str | Miner, margin: float) -> LossFn:
     """`loss_fn(embeddings, labels)` for `fit` on P x K batches: mine, then `triplet_loss`.
+
+    Stacked triplet embeddings (B, 3, D) are scored as they are (nothing to mine), so the
+    same `fit` call can validate on fixed triplets.
 
     Args:
         miner: "batch_hard", "semi_hard" (mined with this `margin`), or any

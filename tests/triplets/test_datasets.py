@@ -63,8 +63,10 @@ def test_triplet_forward_embeds_all_three_in_one_pass():
     outputs = triplet_forward(model, inputs)
     assert outputs.shape == (5, 3, 6)
     assert torch.allclose(outputs[3, 2], model(inputs[3, 2:3])[0], atol=1e-6)
+    plain = torch.randn(5, 3, 8, 8)  # a plain batch of images passes straight through
+    assert torch.allclose(triplet_forward(model, plain), model(plain))
     with pytest.raises(ValueError, match=r"expected stacked triplets \(B, 3, C, H, W\)"):
-        triplet_forward(model, torch.randn(5, 3, 8, 8))
+        triplet_forward(model, torch.randn(5, 2, 3, 8, 8))
 
 
 def _fit_random_triplets(num_epochs: int, **kwargs):

@@ -60,6 +60,11 @@ def test_mined_loss_mines_then_averages(name, miner):
     expected = triplet_loss(x, miner(x, labels), margin=2.0)
     assert torch.allclose(mined_triplet_loss(name, margin=2.0)(x, labels), expected)
     assert torch.allclose(mined_triplet_loss(miner, margin=2.0)(x, labels), expected)
+    stacked = x[:12].view(4, 3, -1)  # fixed triplets (validation) are scored as they are
+    assert torch.allclose(
+        mined_triplet_loss(name, margin=2.0)(stacked, labels[:12].view(4, 3)),
+        stacked_triplet_loss(2.0)(stacked, labels[:12].view(4, 3)),
+    )
 
 
 def test_triplet_accuracy():

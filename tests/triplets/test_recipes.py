@@ -1,0 +1,111 @@
+"""Lab 03's recipes: one budget for all three, fixed validation triplets, training through fit."""
+
+import math
+
+import pytest
+import torch
+
+from labkit.config import get_profile
+from labkit.data import TensorImageDataset
+from labkit.models import count_layers
+from labkit.triplets import (
+    RECIPES,
+    embedding_network,
+    mined_triplet_loss,
+    recipe_loader,
+    recipe_loss,
+    stacked_triplet_loss,
+    train_embedding,
+    validation_loader,
+)
+
+PROFILE = get_profile(
+    "smoke",
+    image_size=8,
+    embedding_size=6,
+    triplets_per_epoch=20,
+    triplet_batch_size=4,
+    pk_classes=2,
+    pk_images=3,
+    val_triplets=10,
+    eval_batch_size=12,
+    triplet_epochs=2,
+    lr_step_every=1,
+)
+
+
+def _images(n: int = 24, num_classes: int = 4) -> TensorImageDataset:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % num_classes
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+    return TensorImageDataset(images, labels)
+
+
+def test_every_recipe_sees_the_same_images_per_epoch_in_steps_of_one_size():
+    data = _images()
+    random_batches = list(recipe_loader("random", data, PROFILE))
+    assert len(random_batches) == 5  # 20 triplets, 4 per step
+    images, labels = random_batches[0]
+    assert images.shape == (4, 3, 3, 8, 8) and labels.shape == (4, 3)
+    for recipe in ("batch_hard", "semi_hard"):
+        batches = list(recipe_loader(recipe, data, PROFILE))
+        assert len(batches) == math.ceil(3 * 20 / 6)  # 60 images in P x K = 6 per step
+        images, labels = batches[0]
+        assert images.shape == (6, 3, 8, 8)
+        assert sorted(torch.bincount(labels).tolist())[-2:] == [3, 3]  # 2 classes x 3 images
+
+
+def test_validation_triplets_are_fixed():
+    data = _images()
+    loader = validation_loader(data, PROFILE, seed=0)
+    first = [labels for _, labels in loader]
+    second = [labels for _, labels in loader]
+    assert sum(len(x) for x in first) == 10
+    assert all(torch.equal(x, y) for x, y in zip(first, second, strict=True))
+    stacked = torch.cat(first)  # (T, 3): anchor and positive share a class, negative not
+    assert (stacked[:, 0] == stacked[:, 1]).all() and (stacked[:, 0] != stacked[:, 2]).all()
+
+
+def test_recipe_losses_and_unknown_names():
+    x = torch.randn(12, 6, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(12) % 3
+    stacked = x.view(4, 3, 6)
+    assert torch.equal(
+        recipe_loss("random", 2.0)(stacked, labels.view(4, 3)),
+        stacked_triplet_loss(2.0)(stacked, labels.view(4, 3)),
+    )
+    assert torch.equal(
+        recipe_loss("semi_hard", 2.0)(x, labels), mined_triplet_loss("semi_hard", 2.0)(x, labels)
+    )
+    with pytest.raises(ValueError, match=r"unknown recipe 'hard'.*batch_hard"):
+        recipe_loader("hard", _images(), PROFILE)
+    with pytest.raises(TypeError, match=r"list has no \.labels"):
+        recipe_loader("random", [(torch.zeros(3, 8, 8), 0)], PROFILE)
+
+
+def test_embedding_network_has_the_profile_size_and_norm():
+    model = embedding_network(PROFILE).eval()
+    out = model(torch.randn(5, 3, 8, 8))
+    assert out.shape == (5, 6)
+    assert torch.allclose(out.norm(dim=1), torch.full((5,), PROFILE.alpha))
+    assert count_layers(model, shortcuts=False) == 18
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_train_embedding_is_seeded_follows_the_schedule_and_resumes(recipe, tmp_path):
+    data = _images()
+    val = validation_loader(data, PROFILE)
+    folder = tmp_path / recipe
+    model, history = train_embedding(
+        recipe, data, val, PROFILE, checkpoint_dir=folder, progress=False
+    )
+    assert history["lr"].tolist() == pytest.approx([0.008, 0.008 / 3])  # / 3 every epoch here
+    assert history[["train_loss", "val_loss", "val_acc"]].notna().all().all()
+    again, same = train_embedding(recipe, data, val, PROFILE, progress=False)  # same seed
+    assert same["train_loss"].tolist() == history["train_loss"].tolist()
+    loaded, finished = train_embedding(
+        recipe, data, val, PROFILE, seed=5, checkpoint_dir=folder, progress=False
+    )
+    assert finished["train_loss"].tolist() == history["train_loss"].tolist()  # nothing retrained
+    for a, b, c in zip(model.parameters(), again.parameters(), loaded.parameters(), strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
