@@ -1,0 +1,75 @@
+"""Lab 03's questions graded from real submissions: full marks, a visible and a hidden failure.
+
+Each submission runs the whole lab in the smoke profile (three short trainings), so this is one
+`grade_folder` call over three notebooks, about a minute and a half on two cores.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit.grading.grade import grade_folder
+from labkit.grading.protocol import answered_notebook, marker
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb"
+Q3, Q4, Q5 = "q3_chosen", "q4_centres", "q5_nearest"
+FULL = {Q3: 2.0, Q4: 3.0, Q5: 3.0}
+
+pytestmark = pytest.mark.notebook
+
+
+def _with_lines(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.NotebookNode:
+    """A copy of `nb` whose answer `grade_id` ends with `code` (which then wins)."""
+    nb = copy.deepcopy(nb)
+    cell = next(c for c in nb.cells if marker(c) == ("answer", grade_id))
+    cell.source = f"{cell.source}\n{code}"
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("lab03")
+    right = answered_notebook(SOLUTIONS)
+    submissions = {
+        "all_right": right,
+        # visible check: the positive may be the anchor itself
+        "same_image": _with_lines(right, Q3, "q3_triplets[:, 1] = q3_triplets[:, 0]"),
+        # right classes, so the visible checks pass; not the nearest images: a hidden check fails
+        "first_not_nearest": _with_lines(
+            right,
+            Q5,
+            "first = torch.stack([torch.nonzero(train_lab == c)[0, 0] for c in range(10)])\n"
+            "q5_nearest_pred = first[knn_preds[q5_wrong]]",
+        ),
+    }
+    (root / "submissions").mkdir()
+    for name, nb in submissions.items():
+        nbformat.write(nb, root / "submissions" / f"{name}.ipynb")
+    return grade_folder(
+        SOLUTIONS,
+        root / "submissions",
+        root / "out",
+        workers=2,
+        cell_timeout=90.0,
+        total_timeout=400,
+        memory_limit=4.0,
+        profile="smoke",
+    )
+
+
+def test_lab03_questions_are_graded_right(graded) -> None:
+    book = graded.gradebook.set_index("student")
+    assert (book["status"] == "ok").all(), book["status"].to_dict()
+    assert book.loc["all_right", list(FULL)].to_dict() == FULL
+    assert book.loc["same_image", list(FULL)].to_dict() == {**FULL, Q3: 0.0}
+    assert book.loc["first_not_nearest", list(FULL)].to_dict() == {**FULL, Q5: 0.0}
+    message = next(q.message for q in graded.result("same_image").questions if q.question == Q3)
+    assert "anchor and positive must differ" in message
+    hidden = next(
+        q.message for q in graded.result("first_not_nearest").questions if q.question == Q5
+    )
+    assert "hidden" in hidden and "nearest_of_class" not in hidden
