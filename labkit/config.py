@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -45,13 +46,29 @@ class Profile:
     knn_neighbors: int = 5  # k of the KNN classifier
     val_triplets: int = 1000  # fixed test triplets scored after every epoch (ours)
 
-    def summary(self) -> str:
-        """One line that names the profile and its main sizes."""
+    def summary(self, sizes: Sequence[str] = ("num_epochs", "batch_size")) -> str:
+        """One line naming the profile, its image size and cap, and the fields in `sizes`."""
         cap = "all" if self.train_per_class is None else f"{self.train_per_class}/class"
-        return (
-            f"profile: {self.name} (images {self.image_size}px, train {cap}, "
-            f"{self.num_epochs} epochs, batch {self.batch_size})"
-        )
+        shown = [f"images {self.image_size}px", f"train {cap}"]
+        for size in sizes:
+            if size not in SIZE_LABELS:
+                raise ValueError(
+                    f"no label for profile field {size!r}; known: {sorted(SIZE_LABELS)}"
+                )
+            shown.append(SIZE_LABELS[size].format(getattr(self, size)))
+        return f"profile: {self.name} ({', '.join(shown)})"
+
+
+# how `Profile.summary` names a field's value
+SIZE_LABELS = {
+    "num_epochs": "{} epochs",
+    "batch_size": "batch {}",
+    "lr": "lr {}",
+    "triplet_epochs": "{} epochs",
+    "triplets_per_epoch": "{} triplets an epoch",
+    "triplet_batch_size": "{} triplets a step",
+    "embedding_size": "embedding size {}",
+}
 
 
 PROFILES: dict[str, Profile] = {

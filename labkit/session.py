@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,16 @@ def _device_line(dev: torch.device, profile: Profile) -> str:
 
 
 def start_lab(
-    name: str, teaches: str, *, profile: str | Profile | None = None, seed: int = 0
+    name: str,
+    teaches: str,
+    *,
+    profile: str | Profile | None = None,
+    seed: int = 0,
+    sizes: Sequence[str] = ("num_epochs", "batch_size"),
 ) -> Lab:
     """Seed everything, pick profile and device, and print what the lab teaches and runs on.
+
+    `sizes` names the profile fields the lab's profile line shows (see `Profile.summary`).
 
     Used in: the first code cell of every lab.
     """
@@ -47,6 +55,6 @@ def start_lab(
     dev = device()
     seed_everything(seed)
     print(f"lab: {name}: {teaches}")
-    print(chosen.summary())
+    print(chosen.summary(sizes))
     print(_device_line(dev, chosen))
     return Lab(name=name, profile=chosen, device=dev, seed=seed)

@@ -20,7 +20,12 @@ LAB = "03_facenet_knn"
 
 def main(recipes: list[str]) -> None:
     """Train each recipe to the profile's last epoch (resuming where a run stopped)."""
-    lab = start_lab(LAB, "full-profile training of the three triplet recipes", profile="full")
+    lab = start_lab(
+        LAB,
+        "full-profile training of the three triplet recipes",
+        profile="full",
+        sizes=("triplet_epochs", "triplets_per_epoch", "triplet_batch_size"),
+    )
     data = load_digits_data(lab.profile)
     val = validation_loader(data.test, lab.profile, seed=lab.seed)
     for recipe in recipes:

@@ -42,6 +42,10 @@ def test_overrides_and_bad_names() -> None:
 def test_summary_names_profile_and_sizes() -> None:
     line = PROFILES["smoke"].summary()
     assert line.startswith("profile: smoke") and "16px" in line and "2 epochs" in line
+    lab03 = PROFILES["full"].summary(("triplet_epochs", "triplets_per_epoch"))
+    assert lab03 == "profile: full (images 32px, train all, 5 epochs, 8000 triplets an epoch)"
+    with pytest.raises(ValueError, match="no label for profile field 'momentum'"):
+        PROFILES["full"].summary(("momentum",))
 
 
 def test_device_prefers_what_is_asked() -> None:
