@@ -80,7 +80,7 @@ def recipe_loader(recipe: str, dataset: Dataset, profile: Profile) -> DataLoader
         labels,
         profile.pk_classes,
         profile.pk_images,
-        batches_per_epoch=max(1, math.ceil(images / batch)),
+        batches_per_epoch=math.ceil(images / batch),
     )
     return DataLoader(dataset, batch_sampler=sampler, num_workers=profile.num_workers)
 
