@@ -22,8 +22,9 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from labkit.config import get_profile, seed_everything
+from labkit.config import seed_everything
 from labkit.data import MEAN, STD, digits_augmentation, load_digits_data
+from labkit.labs.densenet_resnext import settings
 
 
 def time_epoch(loader: DataLoader) -> tuple[float, int]:
@@ -52,13 +53,13 @@ def handout_loader(train_dir: Path, image_size: int, batch_size: int) -> DataLoa
 
 def run(root: Path, epochs: int) -> dict[str, float | int | str]:
     """Time both pipelines for `epochs` epochs each (best epoch counts); return the numbers."""
-    profile = get_profile("full")
+    profile = settings("full")
     seed_everything(0)
     start = time.perf_counter()
-    data = load_digits_data(profile, root=root)
+    data = load_digits_data(image_size=profile.image_size, root=root)
     decode_once = time.perf_counter() - start  # includes writing the PNGs on a first run
     start = time.perf_counter()
-    data = load_digits_data(profile, root=root, verbose=False)
+    data = load_digits_data(image_size=profile.image_size, root=root, verbose=False)
     decode_once = min(decode_once, time.perf_counter() - start)
     tensor_loader = DataLoader(data.train, batch_size=profile.batch_size, shuffle=True)
     folder_loader = handout_loader(data.root / "train", profile.image_size, profile.batch_size)

@@ -30,10 +30,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labkit.config import get_profile
 from labkit.data import load_digits_data
 from labkit.data.tensor_dataset import TensorImageDataset
 from labkit.embeddings import embed, error_table, knn_classifier, knn_predict
+from labkit.labs.facenet_knn import settings
 from labkit.models.resnet import resnet18_embedding
 
 
@@ -93,8 +93,10 @@ def run(
     labkit's embedding pass is the best of `repeats`; the handout's way (2 x num_errors passes)
     runs once.
     """
-    profile = get_profile("full", train_per_class=train_per_class)
-    data = load_digits_data(profile, root=root, verbose=False)
+    profile = settings("full", train_per_class=train_per_class)
+    data = load_digits_data(
+        image_size=profile.image_size, train_per_class=train_per_class, root=root, verbose=False
+    )
     train_set = data.train.with_transform(None)  # the handout embeds un-augmented images
     torch.manual_seed(0)
     model = resnet18_embedding().eval()

@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from labkit.config import get_profile, seed_everything
+from labkit.config import seed_everything
 from labkit.data import load_digits_data, make_loaders
+from labkit.labs.densenet_resnext import Settings, settings
 from labkit.models import count_parameters, densenet_bc, resnext32_16x8d
 from labkit.train import fit
 
 
-def epoch_seconds(model: torch.nn.Module, loader, profile) -> float:
+def epoch_seconds(model: torch.nn.Module, loader, profile: Settings) -> float:
     """Seconds for one training epoch of `model` (after one warm-up step)."""
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -45,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, help="data folder (default: labkit's data folder)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
-    profile = get_profile("full")
-    data = load_digits_data(profile, root=args.root)
-    train_loader, _ = make_loaders(data, profile)
+    profile = settings("full")
+    data = load_digits_data(image_size=profile.image_size, root=args.root)
+    train_loader, _ = make_loaders(data, batch_size=profile.batch_size)
     numbers: dict[str, object] = {
         "torch_threads": torch.get_num_threads(),
         "images": len(data.train),

@@ -1,14 +1,18 @@
-"""labkit: the plumbing behind the course notebooks (data, models, training, plots, grading)."""
+"""labkit: the plumbing behind the course notebooks (data, models, training, plots, grading).
 
-from labkit.config import Profile, data_root, device, get_profile, run_dir, seed_everything
+Each lab's settings and glue live in the lab layer, `labkit.labs`; a notebook starts with
+`lab = labkit.labs.<lab module>.start()`.
+"""
+
+from labkit.config import PROFILE_NAMES, data_root, device, profile_name, run_dir, seed_everything
 from labkit.session import Lab, start_lab
 
 __all__ = [
+    "PROFILE_NAMES",
     "Lab",
-    "Profile",
     "data_root",
     "device",
-    "get_profile",
+    "profile_name",
     "run_dir",
     "seed_everything",
     "start_lab",

@@ -8,49 +8,23 @@ Used in: labkit.train.fit (`last.pt`, `best.pt`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from labkit.atomic import write_atomic
+
 
 def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write `state` with `torch.save` so that `path` holds either the old file or the new one.
 
-    The bytes go to a temporary file in the same folder, are flushed and fsynced, then
-    `os.replace` swaps it in; on any error the temporary file is removed and `path` is untouched.
+    See `labkit.atomic.write_atomic`: on any error `path` is untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; Windows cannot open a folder for fsync.
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return write_atomic(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from labkit.config import PROFILE_NAMES, profile_name, shown_path
 from labkit.grading.release import check_release, release_all
+from labkit.session import SMOKE_LINE
 
 
 def _repo_path(name: str) -> Path:
@@ -39,15 +41,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not notebooks:
         print(f"no lab notebooks match {args.labs or 'any lab'} in {args.solutions}")
         return 1
+    profile = profile_name(args.profile)
+    if profile == "smoke":
+        print(SMOKE_LINE)
     runs = []
     for notebook in notebooks:
-        print(f"running {notebook.name} ...", flush=True)
-        runs.append(run_notebook(notebook, args.out, profile=args.profile))
-        print(f"  {runs[-1].status} in {runs[-1].seconds:.0f} s -> {runs[-1].executed}", flush=True)
+        print(f"running {notebook.name} in the {profile} profile ...", flush=True)
+        runs.append(run_notebook(notebook, args.out, profile=profile))
+        run = runs[-1]
+        print(
+            f"  {run.lab}: {run.status} in {run.seconds:.0f} s ({profile} profile) -> "
+            f"{shown_path(run.executed)}",
+            flush=True,
+        )
     rows = [
-        {"lab": r.lab, "status": r.status, "seconds": round(r.seconds, 1), "result": k, "value": v}
+        {
+            "lab": r.lab,
+            "profile": profile,
+            "status": r.status,
+            "seconds": round(r.seconds, 1),
+            "result": k,
+            "value": v,
+        }
         for r in runs
         for k, v in (r.results.items() or [("-", "-")])
+        if k != "profile"
     ]
     with pd.option_context("display.max_colwidth", 80, "display.width", 200):
         print(pd.DataFrame(rows).to_string(index=False))
@@ -115,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute every lab headless and print its headline results")
     run.add_argument("labs", nargs="*", help="lab numbers to run (e.g. 02); default: all")
     run.add_argument(
-        "--profile", choices=["smoke", "full"], help="default: $LABKIT_PROFILE or auto"
+        "--profile",
+        choices=PROFILE_NAMES,
+        help="default: $LABKIT_PROFILE, else full with a CUDA GPU and cpu without",
     )
     run.add_argument("--out", type=Path, default=_repo_path("build") / "run")
     run.set_defaults(func=cmd_run)
@@ -128,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--cell-timeout", type=float, default=600.0, help="seconds per cell")
     grade.add_argument("--timeout", type=float, default=3600.0, help="seconds per submission")
     grade.add_argument("--memory-limit", type=float, default=6.0, help="GiB per kernel")
-    grade.add_argument("--profile", choices=["smoke", "full"], default="smoke")
+    grade.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     grade.add_argument("--run-all", action="store_true", help="run cells after the last answer too")
     grade.add_argument("--manual", type=Path, help="hand marks (CSV) to merge into the gradebook")
     grade.set_defaults(func=cmd_grade)

@@ -2,7 +2,7 @@
 
 - `embed`: one batched pass in eval mode -> (embeddings (N, D), labels (N,)) on the CPU;
 - KNN (`knn_classifier`, `knn_predict`) and class-centre prediction (`class_centres`,
-  `centre_predict`, `centre_classify`: Question 4), `accuracy`;
+  `centre_predict`, `centre_classify`: Question 4);
 - nearest training images (`nearest_of_class`) and the table of misclassified test images with
   the nearest training image of the true and of the predicted class (`error_table`: Question 5);
 - `project_2d`: PCA or t-SNE to draw the embedding.
@@ -33,14 +33,13 @@ from torch.utils.data import (
 from tqdm.auto import tqdm
 
 from labkit.data.tensor_dataset import TensorImageDataset, normalize
-from labkit.train import eval_mode, model_device, to_device
+from labkit.model_utils import eval_mode, model_device, to_device
 
 if TYPE_CHECKING:  # scikit-learn is imported where used: it takes a second or two
     from sklearn.neighbors import KNeighborsClassifier
 
 __all__ = [
     "ERROR_COLUMNS",
-    "accuracy",
     "centre_classify",
     "centre_predict",
     "class_centres",
@@ -160,17 +159,6 @@ def _check_pair(embeddings: torch.Tensor, labels: torch.Tensor, what: str) -> No
             f"{what}: need embeddings (N, D) and labels (N,), got {tuple(embeddings.shape)} "
             f"and {tuple(labels.shape)}"
         )
-
-
-def accuracy(preds: Any, labels: Any) -> float:
-    """Fraction of `preds` (N,) equal to `labels` (N,). Used in: 03_facenet_knn."""
-    preds, labels = _tensor(preds).cpu(), _tensor(labels).cpu()
-    if preds.shape != labels.shape or preds.ndim != 1 or len(preds) == 0:
-        raise ValueError(
-            f"need non-empty preds and labels of the same shape (N,), got "
-            f"{tuple(preds.shape)} and {tuple(labels.shape)}"
-        )
-    return (preds.long() == labels.long()).float().mean().item()
 
 
 def knn_classifier(

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
+from labkit.train import HISTORY_COLUMNS
 
 
 def _as_dict(histories: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -26,7 +26,7 @@ def _as_dict(histories: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, 
     if not named:
         raise ValueError("plot_history got no histories; pass a DataFrame or {name: DataFrame}")
     for name, history in named.items():
-        missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+        missing = [c for c in HISTORY_COLUMNS[:5] if c not in history.columns]  # the curves
         if missing:
             raise ValueError(
                 f"history {name or '(unnamed)'} lacks columns {missing}; "

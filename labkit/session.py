@@ -2,59 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from labkit.config import Profile, device, get_profile, run_dir, seed_everything
+from labkit.config import device, run_dir, seed_everything
+from labkit.labs.settings import LabSettings
+
+SMOKE_LINE = (
+    "smoke profile: a seconds-long check for CI; its numbers mean nothing "
+    "(LABKIT_PROFILE=cpu gives meaningful ones in minutes)"
+)
 
 
 @dataclass(frozen=True)
 class Lab:
-    """What a lab notebook runs with: its name, profile, device and seed."""
+    """What a lab notebook runs with: its name, settings (for one profile), device and seed."""
 
     name: str
-    profile: Profile
+    settings: LabSettings
     device: torch.device
     seed: int = 0
 
+    @property
+    def profile(self) -> str:
+        """The profile's name: smoke, cpu or full."""
+        return self.settings.profile
+
     def run_dir(self, run: str) -> Path:
-        """The checkpoint folder of one training run of this lab (see `labkit.config.run_dir`)."""
+        """The folder of one model's runs in this lab and profile (see `labkit.config.run_dir`);
+        pass it to `fit(runs_dir=...)`."""
         return run_dir(self.name, self.profile, run)
 
 
-def _device_line(dev: torch.device, profile: Profile) -> str:
-    """One line naming the device, with advice when a full profile meets a CPU."""
+def _device_line(dev: torch.device, profile: str) -> str:
+    """One line naming the device, with advice when the full profile meets a CPU."""
     if dev.type == "cuda":
         return f"device: cuda ({torch.cuda.get_device_name(dev)})"
     line = f"device: {dev.type}"
-    if profile.name == "full":
-        line += (
-            " (no CUDA GPU: the full profile will be slow; LABKIT_PROFILE=smoke runs in minutes)"
-        )
+    if profile == "full":
+        line += " (no CUDA GPU: the full profile will be slow; LABKIT_PROFILE=cpu runs in minutes)"
     return line
 
 
-def start_lab(
-    name: str,
-    teaches: str,
-    *,
-    profile: str | Profile | None = None,
-    seed: int = 0,
-    sizes: Sequence[str] = ("num_epochs", "batch_size"),
-) -> Lab:
-    """Seed everything, pick profile and device, and print what the lab teaches and runs on.
+def start_lab(name: str, teaches: str, settings: LabSettings, *, seed: int = 0) -> Lab:
+    """Seed everything, pick the device, and print what the lab teaches and runs on.
 
-    `sizes` names the profile fields the lab's profile line shows (see `Profile.summary`).
+    Prints one line each: lab, profile (with the sizes its settings show), device; the smoke
+    profile first prints a line saying its numbers mean nothing.
 
-    Used in: the first code cell of every lab.
+    Used in: every lab module's `start` (the first code cell of every lab).
     """
-    chosen = profile if isinstance(profile, Profile) else get_profile(profile)
     dev = device()
     seed_everything(seed)
+    if settings.profile == "smoke":
+        print(SMOKE_LINE)
     print(f"lab: {name}: {teaches}")
-    print(chosen.summary(sizes))
-    print(_device_line(dev, chosen))
-    return Lab(name=name, profile=chosen, device=dev, seed=seed)
+    print(settings.summary())
+    print(_device_line(dev, settings.profile))
+    return Lab(name=name, settings=settings, device=dev, seed=seed)

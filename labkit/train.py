@@ -15,10 +15,11 @@ Used in: every lab (02_densenet_resnext, 03_facenet_knn, 04_bcnn_hbp, 05_opam).
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from labkit.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from labkit.config import shown_path
+from labkit.metrics import accuracy
+from labkit.model_utils import eval_mode, model_device, to_device
+from labkit.runs import (
+    RunSettingsError,
+    run_settings,
+    settings_differences,
+    settings_digest,
+    write_settings,
+)
 
-COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 MONITORS = ("val_acc", "val_loss", "train_acc", "train_loss")
 
 ForwardFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -43,59 +54,6 @@ class NonFiniteLossError(FloatingPointError):
 
 
 # ---------------------------------------------------------------- small public parts
-
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
-    """Fraction of rows whose label is among the `k` largest logits.
-
-    Args:
-        logits: (N, num_classes) scores.
-        labels: (N,) class indices.
-        k: top-k; capped at num_classes, so top-5 of a 3-class problem is 1.0.
-    """
-    k = min(k, logits.shape[-1])
-    top = logits.topk(k, dim=-1).indices  # (N, k)
-    return (top == labels.unsqueeze(-1)).any(dim=-1).float().mean().item()
-
-
-@contextmanager
-def _mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
-    flags = [(module, module.training) for module in model.modules()]
-    model.train(training)
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
-
-
-def eval_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
-    """Put `model` in eval mode, then restore every submodule's own training flag on exit."""
-    return _mode(model, False)
-
-
-def train_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
-    """Put `model` in train mode, then restore every submodule's own training flag on exit."""
-    return _mode(model, True)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter."""
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        raise ValueError(f"{type(model).__name__} has no parameters; nothing to train") from None
-
-
-def to_device(data: Any, device: torch.device) -> Any:
-    """Move a tensor, or the tensors inside nested tuples, lists and dicts, to `device`."""
-    if isinstance(data, torch.Tensor):
-        return data.to(device, non_blocking=True)
-    if isinstance(data, (list, tuple)):
-        return type(data)(to_device(item, device) for item in data)
-    if isinstance(data, dict):
-        return {key: to_device(value, device) for key, value in data.items()}
-    return data
 
 
 def amp_settings(
@@ -365,23 +323,41 @@ class _Trainables:
             self.generator.set_state(state["loader_rng"])
 
 
-def _resume(folder: Path, parts: _Trainables) -> list[dict]:
+def _check_settings(state: dict[str, Any], settings: dict[str, Any], path: Path) -> None:
+    saved = json.loads(state["settings"]) if "settings" in state else None
+    if saved == settings:
+        return
+    if saved is None:
+        why = "it was written without a record of its settings (an older labkit)"
+    else:
+        lines = settings_differences(saved, settings)
+        why = "it was written under other settings:\n  " + "\n  ".join(lines)
+    raise RunSettingsError(
+        f"will not resume from {path}: {why}\nDelete {path.parent} to train again with the "
+        "new settings, pass another checkpoint_dir, or pass runs_dir= so that every set of "
+        "settings gets a folder of its own."
+    )
+
+
+def _resume(folder: Path, parts: _Trainables, settings: dict[str, Any]) -> list[dict]:
     path = folder / "last.pt"
     if not path.is_file():
-        print(f"resume: no checkpoint at {path}; starting from scratch")
+        print(f"run: {shown_path(folder)}: new (no checkpoint with these settings)")
         return []
     state = load_checkpoint(path)
+    _check_settings(state, settings, path)
     parts.load(state, path)
     set_rng_state(state["rng"])
-    print(f"resume: loaded {path} (epoch {state['epoch']} done)")
+    print(f"run: {shown_path(folder)}: resumed after epoch {state['epoch']} (same settings)")
     return list(state["history"])
 
 
 def _oom_error(err: Exception, device: torch.device, epoch: int) -> torch.OutOfMemoryError:
     return torch.cuda.OutOfMemoryError(
-        f"out of memory on {device} in epoch {epoch}: lower batch_size in the profile "
-        "(get_profile(batch_size=...)), or keep the effective batch with a smaller batch_size "
-        f"and accum_steps=k, or use mixed precision (amp=True, on CUDA). Original error: {err}"
+        f"out of memory on {device} in epoch {epoch}: lower batch_size in the lab's settings "
+        "(e.g. start(batch_size=32) in the lab's first cell), or keep the effective batch with a "
+        "smaller batch_size and accum_steps=k, or use mixed precision (amp=True, on CUDA). "
+        f"Original error: {err}"
     )
 
 
@@ -507,7 +483,9 @@ def _run_epoch(
                 "val_acc": val_acc,
                 "lr": lr,
             }
-            bar.set_postfix({k: f"{row[k]:.4f}" for k in COLUMNS[1:5] if not math.isnan(row[k])})
+            bar.set_postfix(
+                {k: f"{row[k]:.4f}" for k in HISTORY_COLUMNS[1:5] if not math.isnan(row[k])}
+            )
     except torch.cuda.OutOfMemoryError as err:
         raise _oom_error(err, model_device(model), epoch) from err
     return {**row, "seconds": time.perf_counter() - start}
@@ -528,6 +506,8 @@ def fit(
     amp: bool | str = "auto",
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    runs_dir: str | Path | None = None,
+    run_info: Mapping[str, Any] | None = None,
     patience: int | None = None,
     monitor: str = "val_acc",
     restore_best: bool = False,
@@ -545,8 +525,16 @@ def fit(
         forward_fn: `forward_fn(model, inputs)` -> outputs; default `model(inputs)`.
         accum_steps: micro-batches per optimizer step (the loss is divided accordingly).
         amp: mixed precision, CUDA only (see `amp_settings`); off on a CPU without error.
-        checkpoint_dir: folder for `last.pt` (every epoch) and `best.pt` (best `monitor`).
-        resume: continue from `checkpoint_dir/last.pt` up to `num_epochs` in total.
+        checkpoint_dir: folder for `last.pt` (every epoch) and `best.pt` (best `monitor`),
+            plus `settings.json` (what shaped the run, see `labkit.runs.run_settings`).
+        resume: continue from `checkpoint_dir/last.pt` up to `num_epochs` in total. A
+            checkpoint written under other settings raises `RunSettingsError` naming them.
+        runs_dir: instead of `checkpoint_dir`, a folder of runs: this run lives in
+            `runs_dir/<digest of its settings>` and resumes from there, so re-running the
+            same call resumes and any change of settings starts a separate run. A printed
+            line names the folder.
+        run_info: settings that shape the run but that `fit` cannot see (e.g. `{"seed": 0}`),
+            recorded and compared with the rest.
         patience: stop after this many epochs without improvement of `monitor`.
         monitor: one of `MONITORS`; losses are minimised, accuracies maximised.
         restore_best: load the best epoch's weights at the end (default: keep the last).
@@ -554,9 +542,11 @@ def fit(
         desc: label on the progress bars (e.g. the model's name).
 
     Returns:
-        DataFrame with columns `COLUMNS` (NaN where not measured); `attrs["best_epoch"]`
+        DataFrame with columns `HISTORY_COLUMNS` (NaN where not measured); `attrs["best_epoch"]`
         (None when `monitor` was never measured) and `attrs["monitor"]`.
     """
+    if runs_dir is not None and checkpoint_dir is not None:
+        raise ValueError("pass checkpoint_dir= (one run's folder) or runs_dir=, not both")
     _check_args(
         num_epochs=num_epochs,
         accum_steps=accum_steps,
@@ -567,11 +557,24 @@ def fit(
         has_val=val_loader is not None,
         has_metric=metric_fn is not None,
         resume=resume,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_dir=checkpoint_dir if runs_dir is None else runs_dir,
     )
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    settings = run_settings(
+        model,
+        optimizer,
+        scheduler,
+        train_loader,
+        num_epochs=num_epochs,
+        accum_steps=accum_steps,
+        loss_fn=loss_fn,
+        extra=run_info,
+    )
+    if runs_dir is not None:
+        checkpoint_dir, resume = Path(runs_dir) / settings_digest(settings), True
     amp_dtype, scaler = amp_settings(model_device(model), amp)
     setup = _Setup(
-        loss_fn or nn.CrossEntropyLoss(),
+        loss_fn,
         metric_fn,
         forward_fn or _forward,
         accum_steps,
@@ -582,7 +585,9 @@ def fit(
     parts = _Trainables(
         model, optimizer, scheduler, scaler, getattr(train_loader, "generator", None)
     )
-    records = _resume(folder, parts) if resume else []
+    records = _resume(folder, parts, settings) if resume else []
+    if folder is not None and not records:
+        write_settings(folder, settings)
     best_epoch, best_state = _best_epoch(records, monitor), None
     for epoch in range(len(records) + 1, num_epochs + 1):
         if _should_stop(records, best_epoch, patience):
@@ -607,10 +612,10 @@ def fit(
             best_epoch = epoch
             best_state = _cpu_copy(model.state_dict()) if restore_best else None
         if folder is not None:
-            _save_epoch(folder, parts, records, improved, monitor)
+            _save_epoch(folder, parts, records, improved, monitor, settings)
     if restore_best and best_epoch is not None:
         _restore_best(model, best_state, folder)
-    history = pd.DataFrame.from_records(records, columns=COLUMNS)
+    history = pd.DataFrame.from_records(records, columns=HISTORY_COLUMNS)
     history.attrs.update(best_epoch=best_epoch, monitor=monitor)
     return history
 
@@ -620,7 +625,12 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _save_epoch(
-    folder: Path, parts: _Trainables, records: list[dict], improved: bool, monitor: str
+    folder: Path,
+    parts: _Trainables,
+    records: list[dict],
+    improved: bool,
+    monitor: str,
+    settings: dict[str, Any],
 ) -> None:
     epoch = records[-1]["epoch"]
     if improved:
@@ -635,6 +645,7 @@ def _save_epoch(
         **parts.state(),
         "epoch": epoch,
         "history": [dict(row) for row in records],
+        "settings": json.dumps(settings, sort_keys=True),
         "rng": rng_state(),  # last, after everything this epoch drew from the generators
     }
     save_atomic(state, folder / "last.pt")

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from labkit.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from labkit.config import seed_everything
+from labkit.runs import RunSettingsError
 from labkit.train import fit
 
 
@@ -53,12 +54,18 @@ def _run(folder, num_epochs: int, resume: bool = False, seed: int = 0, own_gener
     return model, history
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path, capsys):
+def _interrupted(folder, interrupt_fit, at: int, **kwargs) -> None:
+    interrupt_fit(at)
+    with pytest.raises(KeyboardInterrupt):
+        _run(folder, **kwargs)
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path, capsys, interrupt_fit):
     reference, full_history = _run(None, num_epochs=4)
-    _run(tmp_path, num_epochs=2)
+    _interrupted(tmp_path, interrupt_fit, at=3, num_epochs=4)
     # a fresh model, optimizer, scheduler and loader, and different seeds: all must come back
     model, history = _run(tmp_path, num_epochs=4, resume=True, seed=123)
-    assert "epoch 2 done" in capsys.readouterr().out
+    assert "resumed after epoch 2 (same settings)" in capsys.readouterr().out
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         assert torch.equal(p, q)
     assert list(history["epoch"]) == [1, 2, 3, 4]
@@ -66,9 +73,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, capsys):
     assert history[cols].equals(full_history[cols])
 
 
-def test_resume_restores_a_loader_with_its_own_generator(tmp_path):
+def test_resume_restores_a_loader_with_its_own_generator(tmp_path, interrupt_fit):
     reference, _ = _run(None, num_epochs=4, own_generator=True)
-    _run(tmp_path, num_epochs=2, own_generator=True)
+    _interrupted(tmp_path, interrupt_fit, at=3, num_epochs=4, own_generator=True)
     model, _ = _run(tmp_path, num_epochs=4, resume=True, seed=5, own_generator=True)
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         assert torch.equal(p, q)
@@ -76,19 +83,20 @@ def test_resume_restores_a_loader_with_its_own_generator(tmp_path):
 
 def test_resume_without_checkpoint_starts_from_scratch(tmp_path, capsys):
     _, history = _run(tmp_path / "empty", num_epochs=1, resume=True)
-    assert "starting from scratch" in capsys.readouterr().out
+    assert "empty: new (no checkpoint with these settings)" in capsys.readouterr().out
     assert len(history) == 1 and (tmp_path / "empty" / "last.pt").is_file()
 
 
 def test_last_pt_is_plain_state_readable_with_weights_only(tmp_path):
     _run(tmp_path, num_epochs=2)
     state = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert {"model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng"} <= set(state)
+    expected = {"model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng", "settings"}
+    assert expected <= set(state)
     assert state["epoch"] == 2 and state["scaler"] is None
     assert [row["epoch"] for row in state["history"]] == [1, 2]
     assert all(type(v) in (int, float) for row in state["history"] for v in row.values())
     assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] in (1, 2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt", "settings.json"]
 
 
 def test_rng_state_round_trip():
@@ -123,13 +131,18 @@ def test_interrupted_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch)
 
 
 def test_interrupted_fit_checkpoint_keeps_the_previous_epoch(tmp_path, monkeypatch):
-    _run(tmp_path, num_epochs=1)
-    monkeypatch.setattr(torch, "save", _failing_save)
+    save, calls = torch.save, []
+
+    def fails_in_epoch_2(obj, f, *args, **kwargs):  # epoch 1 saves best.pt and last.pt
+        calls.append(1)
+        return (save if len(calls) <= 2 else _failing_save)(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", fails_in_epoch_2)
     with pytest.raises(OSError, match="simulated"):
-        _run(tmp_path, num_epochs=2, resume=True)
+        _run(tmp_path, num_epochs=2)
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt", "settings.json"]
 
 
 def test_resume_with_a_different_scheduler_setup_is_refused(tmp_path):
@@ -153,7 +166,7 @@ def test_resume_into_another_architecture_names_the_folder(tmp_path):
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
-    with pytest.raises(ValueError, match="weights of another model.*delete") as info:
+    with pytest.raises(RunSettingsError, match=r"(?s)model.parameter shapes.*Delete") as info:
         fit(
             model,
             DataLoader(_NoisyData(), batch_size=5),

@@ -1,4 +1,4 @@
-"""Profiles, device, seeds and folders."""
+"""Profile names and how one is chosen, device, seeds and folders."""
 
 from pathlib import Path
 
@@ -6,46 +6,32 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.config import PROFILES, data_root, device, get_profile, run_dir, seed_everything
+from labkit.config import (
+    PROFILE_NAMES,
+    data_root,
+    device,
+    profile_name,
+    run_dir,
+    seed_everything,
+    shown_path,
+)
 
 
 def test_profile_from_argument_env_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LABKIT_PROFILE", raising=False)
-    expected = "full" if torch.cuda.is_available() else "smoke"
-    assert get_profile().name == expected
-    monkeypatch.setenv("LABKIT_PROFILE", "full")
-    assert get_profile().name == "full"
-    assert get_profile("smoke").name == "smoke"  # the argument wins over the environment
+    assert profile_name() == ("full" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("LABKIT_PROFILE", "smoke")
+    assert profile_name() == "smoke"
+    assert profile_name("full") == "full"  # the argument wins over the environment
+    assert PROFILE_NAMES == ("smoke", "cpu", "full")
 
 
-def test_full_profile_keeps_the_handout_settings() -> None:
-    full = PROFILES["full"]
-    assert (full.image_size, full.batch_size, full.num_epochs) == (32, 64, 20)
-    assert (full.lr, full.momentum, full.weight_decay) == (0.01, 0.9, 5e-4)
-    assert full.train_per_class is None and full.test_per_class is None
-
-
-def test_smoke_profile_is_smaller_everywhere() -> None:
-    smoke, full = PROFILES["smoke"], PROFILES["full"]
-    assert smoke.image_size < full.image_size and smoke.num_epochs < full.num_epochs
-    assert smoke.train_per_class is not None and smoke.train_per_class > 0
-
-
-def test_overrides_and_bad_names() -> None:
-    assert get_profile("full", num_epochs=3).num_epochs == 3
-    with pytest.raises(ValueError, match="unknown profile 'fast'.*full.*smoke"):
-        get_profile("fast")
-    with pytest.raises(ValueError, match=r"unknown profile fields \['epochs'\]"):
-        get_profile("full", epochs=3)
-
-
-def test_summary_names_profile_and_sizes() -> None:
-    line = PROFILES["smoke"].summary()
-    assert line.startswith("profile: smoke") and "16px" in line and "2 epochs" in line
-    lab03 = PROFILES["full"].summary(("triplet_epochs", "triplets_per_epoch"))
-    assert lab03 == "profile: full (images 32px, train all, 5 epochs, 8000 triplets an epoch)"
-    with pytest.raises(ValueError, match="no label for profile field 'momentum'"):
-        PROFILES["full"].summary(("momentum",))
+def test_unknown_profile_names_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="unknown profile 'fast'.*smoke, cpu, full"):
+        profile_name("fast")
+    monkeypatch.setenv("LABKIT_PROFILE", "gpu")
+    with pytest.raises(ValueError, match=r"unknown profile 'gpu' \(from the argument or \$LAB"):
+        profile_name()
 
 
 def test_device_prefers_what_is_asked() -> None:
@@ -69,21 +55,18 @@ def test_folders_follow_argument_then_environment(
     monkeypatch.setenv("LABKIT_RUNS", str(tmp_path / "r"))
     assert data_root() == tmp_path / "d"
     assert data_root(tmp_path / "x") == tmp_path / "x"
-    assert (
-        run_dir("02", PROFILES["smoke"], "densenet") == tmp_path / "r" / "02" / "smoke" / "densenet"
-    )
+    assert run_dir("02", "smoke", "densenet") == tmp_path / "r" / "02" / "smoke" / "densenet"
     monkeypatch.delenv("LABKIT_DATA")
     assert data_root().name == "data"
 
 
-def test_full_profile_keeps_the_handouts_triplet_settings() -> None:
-    full = PROFILES["full"]
-    assert (full.embedding_size, full.alpha, full.margin) == (128, 10.0, 2.0)
-    assert (full.triplets_per_epoch, full.triplet_batch_size) == (8000, 16)
-    assert (full.triplet_lr, full.triplet_epochs, full.lr_step_every) == (0.008, 5, 4)
-    assert full.knn_neighbors == 5
-    # a mining batch holds as many images as a step of random triplets
-    assert full.pk_classes * full.pk_images == 3 * full.triplet_batch_size
-    smoke = PROFILES["smoke"]
-    assert smoke.triplets_per_epoch < full.triplets_per_epoch
-    assert smoke.triplet_epochs < full.triplet_epochs
+def test_shown_path_hides_far_absolute_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert shown_path(work / "runs" / "x") == "runs/x"
+    assert shown_path(tmp_path / "a" / "runs") == "../../runs"
+    far = Path("/somewhere/else/runs/02/cpu/densenet52")
+    assert shown_path(far) == ".../runs/02/cpu/densenet52"

@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from labkit.data.tensor_dataset import TensorImageDataset, normalize
 from labkit.embeddings import (
     ERROR_COLUMNS,
-    accuracy,
     centre_classify,
     centre_predict,
     class_centres,
@@ -84,13 +83,10 @@ def test_embed_rejects_loader_out_of_order(options):
 # ---------------------------------------------------------------- classifiers
 
 
-def test_accuracy_and_knn():
-    assert accuracy(torch.tensor([1, 2, 3, 0]), torch.tensor([1, 2, 0, 0])) == 0.75
+def test_knn_finds_each_point_itself():
     x, y = _points(40)
     clf = knn_classifier(x, y, n_neighbors=1)
     assert torch.equal(knn_predict(clf, x), y)  # each point is its own nearest neighbour
-    with pytest.raises(ValueError, match="same shape"):
-        accuracy(torch.zeros(3), torch.zeros(4))
 
 
 def test_class_centres_match_numpy_loop_and_representatives_are_nearest():

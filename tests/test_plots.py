@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from labkit.plots import plot_history, plot_image_grid
-from labkit.train import COLUMNS
+from labkit.train import HISTORY_COLUMNS
 
 matplotlib.use("Agg")
 
@@ -32,7 +32,7 @@ def _history(num_epochs: int = 3, val: bool = True, acc: bool = True) -> pd.Data
                 "seconds": 1.0,
             }
         )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
 @pytest.fixture(autouse=True)

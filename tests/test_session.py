@@ -3,28 +3,39 @@
 import pytest
 import torch
 
-from labkit.config import PROFILES
-from labkit.session import start_lab
+from labkit.labs import densenet_resnext
+from labkit.session import SMOKE_LINE, start_lab
 
 
 def test_start_lab_prints_and_seeds(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     monkeypatch.setenv("LABKIT_RUNS", str(tmp_path))
-    lab = start_lab("02_x", "things", profile="smoke", seed=3)
+    settings = densenet_resnext.settings("cpu")
+    lab = start_lab("02_x", "things", settings, seed=3)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "lab: 02_x: things"
-    assert lines[1].startswith("profile: smoke")
+    expected = "images 16px, train all, batch 64, 10 epochs, lr 0.02, one_cycle schedule"
+    assert lines[1] == f"profile: cpu ({expected})"
     assert lines[2].startswith("device: ")
-    assert lab.profile == PROFILES["smoke"] and lab.seed == 3
+    assert lab.settings is settings and lab.profile == "cpu" and lab.seed == 3
     first = torch.rand(1)
-    start_lab("02_x", "things", profile=PROFILES["smoke"], seed=3)
+    start_lab("02_x", "things", settings, seed=3)
     assert torch.equal(torch.rand(1), first)
-    assert lab.run_dir("densenet") == tmp_path / "02_x" / "smoke" / "densenet"
+    assert lab.run_dir("densenet") == tmp_path / "02_x" / "cpu" / "densenet"
+
+
+def test_smoke_says_first_that_its_numbers_mean_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    densenet_resnext.start("smoke")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == SMOKE_LINE and "mean nothing" in lines[0]
+    assert lines[1].startswith("lab: 02_densenet_resnext")
+    densenet_resnext.start("cpu")
+    assert "mean nothing" not in capsys.readouterr().out
 
 
 def test_full_profile_on_cpu_says_it_will_be_slow(capsys: pytest.CaptureFixture[str]) -> None:
     if torch.cuda.is_available():
         pytest.skip("the advice is for machines without CUDA")
-    start_lab("02_x", "things", profile="full")
-    assert "will be slow" in capsys.readouterr().out
+    densenet_resnext.start("full")
+    assert "will be slow; LABKIT_PROFILE=cpu" in capsys.readouterr().out

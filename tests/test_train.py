@@ -12,16 +12,14 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.config import seed_everything
+from labkit.metrics import accuracy
 from labkit.train import (
-    COLUMNS,
+    HISTORY_COLUMNS,
     NonFiniteLossError,
-    accuracy,
     amp_settings,
     backward_step,
-    eval_mode,
     evaluate,
     fit,
-    train_mode,
 )
 
 
@@ -48,28 +46,6 @@ def _fit(model, train_loader, val_loader=None, **kwargs):
 
 
 # ---------------------------------------------------------------- small parts
-
-
-def test_accuracy_matches_a_loop_and_caps_k():
-    torch.manual_seed(0)
-    logits, labels = torch.randn(50, 7), torch.randint(0, 7, (50,))
-    for k in (1, 3, 5):
-        ranked = [sorted(range(7), key=lambda c, row=row: -row[c].item())[:k] for row in logits]
-        expected = sum(int(y) in top for y, top in zip(labels, ranked, strict=True)) / 50
-        assert accuracy(logits, labels, k) == pytest.approx(expected)
-    assert accuracy(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), k=5) == 1.0
-
-
-def test_eval_mode_and_train_mode_restore_every_submodule_flag():
-    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout())
-    model[1].eval()  # a frozen batch norm inside a training model
-    with eval_mode(model):
-        assert not any(m.training for m in model.modules())
-    assert [m.training for m in model.modules()] == [True, True, False, True]
-    model.eval()
-    with train_mode(model):
-        assert all(m.training for m in model.modules())
-    assert not any(m.training for m in model.modules())
 
 
 def test_amp_settings_cpu_is_off_and_cuda_picks_bf16_or_fp16(monkeypatch):
@@ -139,7 +115,7 @@ def test_fit_history_columns_and_weighted_means():
         logits = model(x)
     # lr=0 keeps the weights fixed; batches of 4, 4, 2 must average to the full-data mean
     history = _fit(model, _loader(dataset), _loader(dataset, 3), optimizer=_sgd(model, lr=0.0))
-    assert list(history.columns) == COLUMNS
+    assert list(history.columns) == HISTORY_COLUMNS
     row = history.iloc[0]
     assert row["epoch"] == 1 and row["lr"] == 0.0 and row["seconds"] > 0
     full_loss = F.cross_entropy(logits, y).item()

@@ -9,14 +9,11 @@ message comes from a visible assert; a failure on a line inside a hidden-tests r
 from __future__ import annotations
 
 import builtins
-import random
 import traceback
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-import torch
-
+from labkit.config import seed_everything
 from labkit.grading.export import Missing
 from labkit.grading.protocol import Check, Question
 
@@ -26,9 +23,7 @@ HIDDEN_FAILED = "a hidden check failed"
 def _run_check(check: Check, values: Mapping[str, Any]) -> tuple[bool, str]:
     """Run one checks cell on exported values; a failure message never shows hidden code."""
     filename = f"<checks {check.grade_id}>"
-    random.seed(0)  # checks that draw inputs draw the same ones for every student
-    np.random.seed(0)
-    torch.manual_seed(0)
+    seed_everything(0)  # checks that draw inputs draw the same ones for every student
     namespace = {"__name__": "labkit_checks", "__builtins__": builtins, **values}
     try:
         exec(compile(check.code, filename, "exec", dont_inherit=True), namespace)  # noqa: S102

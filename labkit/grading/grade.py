@@ -29,6 +29,7 @@ from typing import Any
 import nbformat
 import pandas as pd
 
+from labkit.atomic import write_bytes_atomic, write_text_atomic
 from labkit.config import data_root
 from labkit.grading.protocol import (
     LabSpec,
@@ -97,21 +98,6 @@ def _ungraded(spec: LabSpec, status: str) -> list[QuestionResult]:
 # ---------------------------------------------------------------- files in, files out
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file and a rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 @dataclass
 class _Original:
     """One file handed in, as it was: restored from here if a student's code touches it."""
@@ -132,12 +118,8 @@ class _Original:
     def restore(self) -> None:
         if self.path.is_dir() and not self.path.is_symlink():
             shutil.rmtree(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(handle, "wb") as out:
-            out.write(self.data)
-        os.chmod(tmp, self.mode & 0o7777)
-        os.replace(tmp, self.path)
+        write_bytes_atomic(self.path, self.data)
+        os.chmod(self.path, self.mode & 0o7777)
         os.utime(self.path, ns=(self.mtime_ns, self.mtime_ns))
 
 
@@ -500,10 +482,10 @@ class GradingRun:
         """Gradebook, results, feedback per student, answers sheet, marks template (atomic)."""
         out_dir = Path(out_dir)
         written = [
-            write_atomic(out_dir / "gradebook.csv", self.gradebook.to_csv(index=False)),
-            write_atomic(out_dir / "results.json", json.dumps(self.to_dict(), indent=1)),
-            write_atomic(out_dir / "answers.csv", self.answers.to_csv(index=False)),
-            write_atomic(out_dir / "answers.md", self.answers_markdown()),
+            write_text_atomic(out_dir / "gradebook.csv", self.gradebook.to_csv(index=False)),
+            write_text_atomic(out_dir / "results.json", json.dumps(self.to_dict(), indent=1)),
+            write_text_atomic(out_dir / "answers.csv", self.answers.to_csv(index=False)),
+            write_text_atomic(out_dir / "answers.md", self.answers_markdown()),
         ]
         names = {r.student: _slug(r.student) for r in self.results}
         for student, slug in names.items():
@@ -513,11 +495,11 @@ class GradingRun:
                 else f"{slug}-{hashlib.sha1(student.encode()).hexdigest()[:8]}"
             )
             written.append(
-                write_atomic(out_dir / "feedback" / f"{unique}.md", self.feedback(student))
+                write_text_atomic(out_dir / "feedback" / f"{unique}.md", self.feedback(student))
             )
         template = out_dir / "manual_marks.csv"
         if not template.exists():  # never overwrite marks an instructor has started
-            written.append(write_atomic(template, self.marks_template().to_csv(index=False)))
+            written.append(write_text_atomic(template, self.marks_template().to_csv(index=False)))
         return written
 
     def to_dict(self) -> dict:

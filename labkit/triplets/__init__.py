@@ -7,8 +7,9 @@
   `no_grad` (`batch_hard`, `batch_semi_hard`);
 - losses: embeddings plus indices -> loss (`triplet_loss`), and `loss_fn`s / `metric_fn` for
   `labkit.train.fit`;
-- datasets: `TripletDataset` (stacked anchor, positive, negative images), `triplet_forward`;
-- recipes: lab 03's three recipes on one budget (`train_embedding`, `recipe_loader`, ...).
+- datasets: `TripletDataset` (stacked anchor, positive, negative images), `triplet_forward`.
+
+Lab 03's three recipes on one budget live in its lab module, `labkit.labs.facenet_knn`.
 
 The two ways to train with `fit`::
 
@@ -36,14 +37,6 @@ from labkit.triplets.losses import (
     triplet_loss,
 )
 from labkit.triplets.miners import batch_hard, batch_semi_hard
-from labkit.triplets.recipes import (
-    RECIPES,
-    embedding_network,
-    recipe_loader,
-    recipe_loss,
-    train_embedding,
-    validation_loader,
-)
 from labkit.triplets.samplers import (
     PKSampler,
     TripletSampler,
@@ -54,22 +47,16 @@ from labkit.triplets.samplers import (
 __all__ = [
     "MINERS",
     "PKSampler",
-    "RECIPES",
     "TripletDataset",
     "TripletSampler",
     "batch_hard",
     "batch_semi_hard",
     "chosen_class_triplets",
-    "embedding_network",
     "mined_triplet_loss",
     "pairwise_distances",
     "random_triplets",
-    "recipe_loader",
-    "recipe_loss",
     "stacked_triplet_loss",
-    "train_embedding",
     "triplet_accuracy",
     "triplet_forward",
     "triplet_loss",
-    "validation_loader",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.config import get_profile
+from labkit.config import shown_path
 from labkit.data.digits import write_builtin_digits
 from labkit.data.layout import write_split_layout
 from labkit.data.loaders import BUILTIN_SOURCE, MNIST_SOURCE, load_digits_data, make_loaders
@@ -37,11 +37,11 @@ def _fake_mnist(base: Path, train_per_class: int = 3, test_per_class: int = 2) -
 
 
 def test_builtin_digits_when_no_mnist(base: Path, capsys) -> None:
-    data = load_digits_data(get_profile("full"), root=base)
+    data = load_digits_data(root=base)
     line = capsys.readouterr().out
     assert line.count("\n") == 1
-    assert line.startswith(f"data: built-in digits at {base / 'builtin' / 'digits'}")
-    assert f"no MNIST subset at {base / 'mnist'}" in line
+    assert line.startswith("data: built-in digits (scikit-learn scans; no MNIST subset at ")
+    assert f"no MNIST subset at {shown_path(base / 'mnist')}" in line
     assert "train 1000, test 797 images" in line and "10 classes" in line
     assert data.source == BUILTIN_SOURCE and data.root == base / "builtin" / "digits"
     assert data.class_names == tuple("0123456789")
@@ -52,26 +52,26 @@ def test_builtin_digits_when_no_mnist(base: Path, capsys) -> None:
 
 
 def test_caps_and_image_size(base: Path, capsys) -> None:
-    profile = get_profile("smoke", train_per_class=3, test_per_class=None, image_size=16)
-    data = load_digits_data(profile, root=base)
-    assert "train 30, test 797 images (at most 3/all per class, profile smoke)" in (
+    caps = {"train_per_class": 3, "test_per_class": None, "image_size": 16}
+    data = load_digits_data(**caps, root=base)
+    assert "train 30, test 797 images (at most 3/all per class), 10 classes, 16px" in (
         capsys.readouterr().out
     )
     assert data.train.images.shape == (30, 3, 16, 16)
     for c in range(10):  # the first 3 files of each class, in file order
         first = sorted((base / "builtin" / "digits" / "train" / str(c)).glob("*.png"))[:3]
         assert list(data.train.paths[3 * c : 3 * c + 3]) == first
-    assert load_digits_data(profile, root=base, verbose=False).train.paths == data.train.paths
+    assert load_digits_data(**caps, root=base, verbose=False).train.paths == data.train.paths
     assert not capsys.readouterr().out  # verbose=False prints nothing
 
 
 def test_mnist_subset_is_preferred(tmp_path: Path, capsys) -> None:
     mnist = _fake_mnist(tmp_path)
-    data = load_digits_data(get_profile("smoke", image_size=16), root=tmp_path)
+    data = load_digits_data(image_size=16, train_per_class=10, test_per_class=10, root=tmp_path)
     line = capsys.readouterr().out
     assert line == (
-        f"data: MNIST subset at {mnist} - train 30, test 20 images "
-        "(at most 10/10 per class, profile smoke), 10 classes, 16px\n"
+        f"data: MNIST subset at {shown_path(mnist)} - train 30, test 20 images "
+        "(at most 10/10 per class), 10 classes, 16px\n"
     )
     assert data.source == MNIST_SOURCE and data.root == mnist
     assert not (tmp_path / "builtin").exists()
@@ -83,9 +83,10 @@ def test_mnist_subset_is_preferred(tmp_path: Path, capsys) -> None:
 def test_incomplete_mnist_falls_back_and_says_why(base: Path, tmp_path: Path, capsys) -> None:
     shutil.copytree(base / "builtin", tmp_path / "builtin")
     (tmp_path / "mnist" / "train").mkdir(parents=True)
-    data = load_digits_data(get_profile("smoke"), root=tmp_path)
+    data = load_digits_data(root=tmp_path)
     assert data.source == BUILTIN_SOURCE
-    assert f"MNIST subset at {tmp_path / 'mnist'} incomplete: no test/" in capsys.readouterr().out
+    expected = f"MNIST subset at {shown_path(tmp_path / 'mnist')} incomplete: no test/"
+    assert expected in capsys.readouterr().out
 
 
 def test_csv_row_with_missing_file(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_csv_row_with_missing_file(tmp_path: Path) -> None:
     lost = next((mnist / "test" / "4").glob("*.png"))
     lost.unlink()
     with pytest.raises(FileNotFoundError, match=rf"test\.csv line \d+ .*{re.escape(str(lost))}"):
-        load_digits_data(get_profile("smoke"), root=tmp_path, verbose=False)
+        load_digits_data(root=tmp_path, verbose=False)
 
 
 def test_csv_class_disagreeing_with_folder(tmp_path: Path) -> None:
@@ -101,14 +102,14 @@ def test_csv_class_disagreeing_with_folder(tmp_path: Path) -> None:
     csv_path = mnist / "train.csv"
     csv_path.write_text(csv_path.read_text().replace("train/1/00001.png,1", "train/1/00001.png,7"))
     with pytest.raises(ValueError, match=rf"{re.escape(str(csv_path))} line 3: class 7"):
-        load_digits_data(get_profile("smoke"), root=tmp_path, verbose=False)
+        load_digits_data(root=tmp_path, verbose=False)
 
 
 def test_csv_without_columns(tmp_path: Path) -> None:
     mnist = _fake_mnist(tmp_path)
     (mnist / "test.csv").write_text("file,label\na.png,1\n")
     with pytest.raises(ValueError, match=rf"{re.escape(str(mnist / 'test.csv'))} lacks columns"):
-        load_digits_data(get_profile("smoke"), root=tmp_path, verbose=False)
+        load_digits_data(root=tmp_path, verbose=False)
 
 
 def test_corrupt_builtin_image_names_file(base: Path, tmp_path: Path) -> None:
@@ -116,21 +117,21 @@ def test_corrupt_builtin_image_names_file(base: Path, tmp_path: Path) -> None:
     bad = sorted((tmp_path / "builtin" / "digits" / "train" / "5").glob("*.png"))[2]
     bad.write_bytes(b"\x89PNG garbage")
     with pytest.raises(ValueError, match=rf"cannot decode image {re.escape(str(bad))}.*delete"):
-        load_digits_data(get_profile("smoke"), root=tmp_path, verbose=False)
+        load_digits_data(root=tmp_path, verbose=False)
 
 
 def test_loaders_batches_and_seeded_order(base: Path) -> None:
-    profile = get_profile(
-        "smoke", batch_size=8, eval_batch_size=50, train_per_class=20, test_per_class=20
+    data = load_digits_data(
+        image_size=16, train_per_class=20, test_per_class=20, root=base, verbose=False
     )
-    data = load_digits_data(profile, root=base, verbose=False)
+    sizes = {"batch_size": 8, "eval_batch_size": 50}
 
     def first_labels(seed: int) -> list[int]:
-        train_loader, _ = make_loaders(data, profile, seed=seed)
+        train_loader, _ = make_loaders(data, **sizes, seed=seed)
         return [y for _, labels in train_loader for y in labels.tolist()][:40]
 
     assert first_labels(0) == first_labels(0) != first_labels(1)
-    train_loader, test_loader = make_loaders(data, profile)
+    train_loader, test_loader = make_loaders(data, **sizes)
     images, labels = next(iter(train_loader))
     assert images.shape == (8, 3, 16, 16) and images.dtype == torch.float32
     assert labels.dtype == torch.int64

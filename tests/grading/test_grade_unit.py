@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,6 @@ from labkit.grading.grade import (
     QuestionResult,
     SubmissionResult,
     merge_manual_marks,
-    write_atomic,
 )
 from labkit.grading.protocol import Check, Question, parse_solutions
 from labkit.models import densenet_bc
@@ -162,15 +160,3 @@ def test_write_and_load_round_trip(spec, tmp_path: Path) -> None:
     loaded = GradingRun.load(tmp_path)
     assert loaded.spec == spec and loaded.results == run.results
     assert not [p for p in tmp_path.rglob("*.tmp")]
-
-
-def test_write_atomic_keeps_the_old_file_when_the_write_fails(tmp_path: Path, monkeypatch) -> None:
-    target = write_atomic(tmp_path / "gradebook.csv", "old")
-
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_atomic(target, "new")
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -95,11 +95,13 @@ def test_fit_with_random_triplets_redrawn_each_epoch():
     assert torch.isfinite(torch.tensor(history[["train_loss", "train_acc"]].values)).all()
 
 
-def test_fit_resume_replays_the_triplet_draws(tmp_path):
+def test_fit_resume_replays_the_triplet_draws(tmp_path, interrupt_fit):
     torch.manual_seed(0)
     straight, history = _fit_random_triplets(2, checkpoint_dir=tmp_path / "a")
     torch.manual_seed(0)
-    _fit_random_triplets(1, checkpoint_dir=tmp_path / "b")
+    interrupt_fit(2)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_random_triplets(2, checkpoint_dir=tmp_path / "b")
     torch.manual_seed(123)  # another process: the global generators start elsewhere
     resumed, history_b = _fit_random_triplets(2, checkpoint_dir=tmp_path / "b", resume=True)
     assert history_b["train_loss"].tolist() == history["train_loss"].tolist()

@@ -1,37 +1,58 @@
-"""Lab 03's recipes: one budget for all three, fixed validation triplets, training through fit."""
+"""Lab 03's module: its settings per profile, and three recipes on one budget through fit."""
 
 import math
 
 import pytest
 import torch
 
-from labkit.config import get_profile
 from labkit.data import TensorImageDataset
-from labkit.models import count_layers
-from labkit.triplets import (
+from labkit.labs.facenet_knn import (
+    PROFILES,
     RECIPES,
     embedding_network,
-    mined_triplet_loss,
     recipe_loader,
     recipe_loss,
-    stacked_triplet_loss,
+    settings,
     train_embedding,
     validation_loader,
 )
+from labkit.models import count_layers
+from labkit.triplets import mined_triplet_loss, stacked_triplet_loss
 
-PROFILE = get_profile(
+PROFILE = settings(
     "smoke",
     image_size=8,
     embedding_size=6,
     triplets_per_epoch=20,
-    triplet_batch_size=4,
+    triplets_per_step=4,
     pk_classes=2,
     pk_images=3,
     val_triplets=10,
     eval_batch_size=12,
-    triplet_epochs=2,
+    num_epochs=2,
     lr_step_every=1,
 )
+
+
+def test_full_profile_keeps_the_handouts_settings():
+    full = PROFILES["full"]
+    assert (full.image_size, full.embedding_size, full.alpha, full.margin) == (32, 128, 10.0, 2.0)
+    assert (full.triplets_per_epoch, full.triplets_per_step) == (8000, 16)
+    assert (full.lr, full.num_epochs, full.lr_step_every) == (0.008, 5, 4)
+    assert (full.momentum, full.weight_decay, full.knn_neighbors) == (0.9, 5e-4, 5)
+    assert full.train_per_class is None and full.test_per_class is None
+    for profile in PROFILES.values():  # a mining batch holds as many images as random triplets
+        assert profile.pk_classes * profile.pk_images == 3 * profile.triplets_per_step
+
+
+def test_cpu_and_smoke_are_smaller_and_keep_the_loss():
+    full, cpu, smoke = PROFILES["full"], PROFILES["cpu"], PROFILES["smoke"]
+    for small in (cpu, smoke):
+        assert small.image_size < full.image_size
+        assert small.triplets_per_epoch * small.num_epochs < full.triplets_per_epoch * 5
+        assert (small.embedding_size, small.alpha, small.margin) == (128, 10.0, 2.0)
+    assert cpu.train_per_class is None and cpu.test_per_class is None  # every image counts
+    assert smoke.train_per_class is not None
 
 
 def _images(n: int = 24, num_classes: int = 4) -> TensorImageDataset:
@@ -83,7 +104,7 @@ def test_recipe_losses_and_unknown_names():
         recipe_loader("random", [(torch.zeros(3, 8, 8), 0)], PROFILE)
 
 
-def test_embedding_network_has_the_profile_size_and_norm():
+def test_embedding_network_has_the_settings_size_and_norm():
     model = embedding_network(PROFILE).eval()
     out = model(torch.randn(5, 3, 8, 8))
     assert out.shape == (5, 6)
@@ -96,16 +117,15 @@ def test_train_embedding_is_seeded_follows_the_schedule_and_resumes(recipe, tmp_
     data = _images()
     val = validation_loader(data, PROFILE)
     folder = tmp_path / recipe
-    model, history = train_embedding(
-        recipe, data, val, PROFILE, checkpoint_dir=folder, progress=False
-    )
+    model, history = train_embedding(recipe, data, val, PROFILE, runs_dir=folder, progress=False)
     assert history["lr"].tolist() == pytest.approx([0.008, 0.008 / 3])  # / 3 every epoch here
     assert history[["train_loss", "val_loss", "val_acc"]].notna().all().all()
     again, same = train_embedding(recipe, data, val, PROFILE, progress=False)  # same seed
     assert same["train_loss"].tolist() == history["train_loss"].tolist()
-    loaded, finished = train_embedding(
-        recipe, data, val, PROFILE, seed=5, checkpoint_dir=folder, progress=False
-    )
+    loaded, finished = train_embedding(recipe, data, val, PROFILE, runs_dir=folder, progress=False)
     assert finished["train_loss"].tolist() == history["train_loss"].tolist()  # nothing retrained
     for a, b, c in zip(model.parameters(), again.parameters(), loaded.parameters(), strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
+    assert len(list(folder.iterdir())) == 1
+    train_embedding(recipe, data, val, PROFILE, seed=5, runs_dir=folder, progress=False)
+    assert len(list(folder.iterdir())) == 2  # another seed is another run, beside the first

@@ -1,0 +1,11 @@
+"""The lab layer: one module per lab with its settings (one instance per profile) and its glue.
+
+- `densenet_resnext`: lab 02, DenseNet and ResNeXt on the digits;
+- `facenet_knn`: lab 03, triplet embeddings, KNN and class centres on the digits;
+- `digits`: the settings and data loading labs 02 and 03 share;
+- `settings`: the base every lab's settings derive from.
+
+A lab notebook starts with `lab = <module>.start()` (one field overridden:
+`<module>.start(num_epochs=5)`); library modules never see these settings, only the plain
+arguments the lab module passes them.
+"""

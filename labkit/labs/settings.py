@@ -1,0 +1,69 @@
+"""What every lab's settings have in common: a profile name, a summary line, overrides.
+
+A lab module defines a frozen dataclass deriving from `LabSettings`, one instance per profile
+in a dict, and picks one with `choose`. A field whose metadata has a `"show"` format appears in
+the lab's printed profile line, e.g. `field(default=20, metadata={"show": "{} epochs"})`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+from labkit.config import PROFILE_NAMES, profile_name
+
+__all__ = ["LabSettings", "choose", "shown"]
+
+
+def shown(label: str, none: str | None = None) -> dict[str, str]:
+    """Field metadata that puts the field in the profile line, formatted with `label`; a value
+    of None shows as `none` (default: the label with "all")."""
+    return {"show": label, "none": none if none is not None else label.format("all")}
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """The base of every lab's settings: the profile they belong to."""
+
+    profile: str  # smoke, cpu or full (labkit.config.PROFILE_NAMES)
+
+    def summary(self) -> str:
+        """One line naming the profile and the sizes this lab shows, e.g.
+        `profile: cpu (images 16px, 10 epochs, batch 64)`."""
+        parts = []
+        for f in fields(self):
+            if "show" in f.metadata:
+                value = getattr(self, f.name)
+                parts.append(
+                    f.metadata["none"] if value is None else f.metadata["show"].format(value)
+                )
+        return f"profile: {self.profile} ({', '.join(parts)})"
+
+
+Settings = TypeVar("Settings", bound=LabSettings)
+
+
+def choose(
+    table: Mapping[str, Settings],
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """The settings of `profile` (see `labkit.config.profile_name`) with single fields replaced.
+
+    Raises:
+        ValueError: an unknown profile, or an override that names no field (the message lists
+            the fields).
+    """
+    name = profile_name(profile)
+    missing = [p for p in PROFILE_NAMES if p not in table]
+    if missing:
+        raise ValueError(f"the lab defines no settings for profile(s) {missing}")
+    base = table[name]
+    known = {f.name for f in fields(base)} - {"profile"}
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown settings {unknown} for {type(base).__module__}; known: {sorted(known)}"
+        )
+    return replace(base, **(overrides or {}))

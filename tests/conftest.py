@@ -1,0 +1,28 @@
+"""Fixtures shared by the unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+import labkit.train
+
+
+@pytest.fixture
+def interrupt_fit(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """`interrupt_fit(epoch)`: the next `fit` stops as a dropped kernel would when it starts
+    `epoch`, raising KeyboardInterrupt; later calls of `fit` run normally."""
+
+    def arm(epoch: int) -> None:
+        run_epoch = labkit.train._run_epoch
+
+        def dropped(*args, **kwargs):
+            if kwargs["epoch"] == epoch:
+                monkeypatch.setattr(labkit.train, "_run_epoch", run_epoch)
+                raise KeyboardInterrupt("kernel dropped")
+            return run_epoch(*args, **kwargs)
+
+        monkeypatch.setattr(labkit.train, "_run_epoch", dropped)
+
+    return arm

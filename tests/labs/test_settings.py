@@ -1,0 +1,43 @@
+"""Every lab's settings: one per profile, a profile line, overrides in one call."""
+
+import dataclasses
+
+import pytest
+
+from labkit.config import PROFILE_NAMES
+from labkit.labs import densenet_resnext, facenet_knn
+from labkit.labs.settings import LabSettings, choose, shown
+
+LABS = [densenet_resnext, facenet_knn]
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda m: m.LAB)
+def test_every_lab_has_frozen_settings_for_every_profile(lab) -> None:
+    assert set(lab.PROFILES) == set(PROFILE_NAMES)
+    for name, settings in lab.PROFILES.items():
+        assert settings.profile == name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            settings.image_size = 1  # type: ignore[misc]
+        assert settings.summary().startswith(f"profile: {name} (images ")
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda m: m.LAB)
+def test_overriding_one_field_is_one_call(lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lab.settings("full", num_epochs=1).num_epochs == 1
+    assert lab.settings("full", num_epochs=1).lr == lab.PROFILES["full"].lr
+    monkeypatch.setenv("LABKIT_PROFILE", "cpu")
+    assert lab.settings() == lab.PROFILES["cpu"]
+    with pytest.raises(ValueError, match=r"unknown settings \['profile'\]"):
+        choose(lab.PROFILES, "full", {"profile": "cpu"})  # chosen by name, never overridden
+
+
+def test_choose_refuses_a_lab_without_every_profile() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Partial(LabSettings):
+        size: int = dataclasses.field(default=3, metadata=shown("size {}"))
+
+    with pytest.raises(ValueError, match=r"no settings for profile\(s\) \['cpu', 'full'\]"):
+        choose({"smoke": Partial("smoke")}, "smoke")
+    table = {p: Partial(p) for p in PROFILE_NAMES}
+    assert choose(table, "cpu", {"size": 5}).summary() == "profile: cpu (size 5)"
+    assert Partial("full", size=None).summary() == "profile: full (size all)"

@@ -1,0 +1,200 @@
+"""A run never silently resumes other settings: every setting that shapes it, changed alone, is
+detected, by `fit(checkpoint_dir=..., resume=True)` as an error naming it, and by
+`fit(runs_dir=...)` as a separate run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from labkit.data import TensorImageDataset
+from labkit.data.loaders import digits_augmentation
+from labkit.models import densenet_bc
+from labkit.runs import (
+    RunSettingsError,
+    run_settings,
+    settings_differences,
+    settings_digest,
+)
+from labkit.train import fit
+
+
+def _images(n: int = 12, size: int = 8, seed: int = 0) -> TensorImageDataset:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+    return TensorImageDataset(images, torch.arange(n) % 3)
+
+
+BASE: dict[str, Any] = {
+    "builder": {"growth_rate": 4},
+    "model": "builder",
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "momentum": 0.9,
+    "scheduler": "step",
+    "step_size": 1,
+    "num_epochs": 1,
+    "accum_steps": 1,
+    "batch_size": 4,
+    "data": {},
+    "transform": None,
+    "shuffle_seed": 0,
+    "seed": 0,
+    "label_smoothing": 0.0,
+}
+
+# one change each, and the dotted setting name the error must name
+CHANGES = {
+    "builder arguments": ({"builder": {"growth_rate": 6}}, "model.arguments.growth_rate"),
+    "another kind of model": ({"model": "plain"}, "model.builder"),
+    "optimiser": ({"optimizer": "adam"}, "optimizer.class"),
+    "learning rate": ({"lr": 0.05}, "optimizer.param_groups[0].initial_lr"),
+    "momentum": ({"momentum": 0.5}, "optimizer.param_groups[0].momentum"),
+    "scheduler": ({"scheduler": "cosine"}, "scheduler.class"),
+    "scheduler settings": ({"step_size": 2}, "scheduler.step_size"),
+    "number of epochs": ({"num_epochs": 2}, "num_epochs"),
+    "gradient accumulation": ({"accum_steps": 2}, "accum_steps"),
+    "batch size": ({"batch_size": 6}, "batch_size"),
+    "data source": ({"data": {"seed": 1}}, "data.contents"),
+    "data size": ({"data": {"n": 9}}, "data.size"),
+    "image size": ({"data": {"size": 6}}, "data.image shape"),
+    "augmentation": ({"transform": 8}, "data.transform"),
+    "shuffling seed": ({"shuffle_seed": 1}, "shuffle_seed"),
+    "seed": ({"seed": 1}, "seed"),
+    "loss settings": ({"label_smoothing": 0.1}, "loss.label_smoothing"),
+}
+
+
+def _fit_kwargs(**changes: Any) -> dict[str, Any]:
+    """Fresh objects for one fit call with the BASE settings, `changes` applied."""
+    s = BASE | changes
+    torch.manual_seed(0)
+    if s["model"] == "builder":
+        model = densenet_bc(block_config=(1, 1), num_classes=3, **s["builder"])
+    else:
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
+    if s["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"])
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"])
+    if s["scheduler"] == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=s["step_size"])
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
+    data = _images(**s["data"])
+    if s["transform"] is not None:
+        data = data.with_transform(digits_augmentation(s["transform"]))
+    loader = DataLoader(
+        data,
+        batch_size=s["batch_size"],
+        shuffle=True,
+        generator=torch.Generator().manual_seed(s["shuffle_seed"]),
+    )
+    return {
+        "model": model,
+        "train_loader": loader,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "num_epochs": s["num_epochs"],
+        "accum_steps": s["accum_steps"],
+        "loss_fn": nn.CrossEntropyLoss(label_smoothing=s["label_smoothing"]),
+        "run_info": {"seed": s["seed"]},
+        "progress": False,
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a finished run with the BASE settings."""
+    folder = tmp_path_factory.mktemp("run")
+    fit(**_fit_kwargs(), checkpoint_dir=folder)
+    return folder
+
+
+def test_the_same_settings_resume(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = fit(**_fit_kwargs(), checkpoint_dir=finished, resume=True)
+    assert "resumed after epoch 1 (same settings)" in capsys.readouterr().out
+    assert list(history["epoch"]) == [1]  # loaded, nothing trained again
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_every_setting_changed_alone_is_refused(finished: Path, change: str) -> None:
+    changes, name = CHANGES[change]
+    before = (finished / "last.pt").read_bytes()
+    with pytest.raises(RunSettingsError) as error:
+        fit(**_fit_kwargs(**changes), checkpoint_dir=finished, resume=True)
+    message = str(error.value)
+    assert f"\n  {name}: " in message, message
+    assert f"Delete {finished}" in message
+    assert (finished / "last.pt").read_bytes() == before  # nothing lost
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_every_setting_changed_alone_gets_its_own_run_folder(change: str) -> None:
+    changes, name = CHANGES[change]
+    base = run_settings(**_settings_args(_fit_kwargs()))
+    changed = run_settings(**_settings_args(_fit_kwargs(**changes)))
+    assert settings_digest(base) != settings_digest(changed)
+    assert any(line.startswith(f"{name}: ") for line in settings_differences(base, changed))
+
+
+def _settings_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("model", "optimizer", "scheduler", "train_loader", "num_epochs", "accum_steps")
+    return {k: kwargs[k] for k in keys} | {
+        "loss_fn": kwargs["loss_fn"],
+        "extra": kwargs["run_info"],
+    }
+
+
+def test_runs_dir_resumes_the_same_settings_and_starts_others_beside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], interrupt_fit
+) -> None:
+    runs = tmp_path / "densenet"
+    interrupt_fit(2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(**_fit_kwargs(num_epochs=3), runs_dir=runs)
+    (first,) = runs.iterdir()
+    assert "new (no checkpoint with these settings)" in capsys.readouterr().out
+    history = fit(**_fit_kwargs(num_epochs=3), runs_dir=runs)  # re-running the cell
+    assert f"{first.name}: resumed after epoch 1" in capsys.readouterr().out
+    assert list(history["epoch"]) == [1, 2, 3]
+    fit(**_fit_kwargs(num_epochs=2, lr=0.05), runs_dir=runs)  # other settings: another run
+    assert len(list(runs.iterdir())) == 2
+    assert (first / "settings.json").is_file()
+
+
+def test_the_settings_of_a_run_are_plain_and_stable() -> None:
+    kwargs = _fit_kwargs()
+    settings = run_settings(**_settings_args(kwargs))
+    assert settings["model"] == {
+        "builder": "densenet_bc",
+        "arguments": {"block_config": [1, 1], "num_classes": 3, "growth_rate": 4},
+    }
+    assert settings["optimizer"]["class"] == "SGD"
+    assert settings["scheduler"]["class"] == "StepLR" and settings["scheduler"]["step_size"] == 1
+    assert settings["num_epochs"] == 1 and settings["batch_size"] == 4
+    assert settings["data"]["size"] == 12 and settings["data"]["image shape"] == [3, 8, 8]
+    assert settings["seed"] == 0 and settings["shuffle_seed"] == 0
+    assert settings["loss"]["class"] == "CrossEntropyLoss"
+    again = run_settings(**_settings_args(_fit_kwargs()))  # fresh objects, same settings
+    assert settings_digest(settings) == settings_digest(again)
+    assert settings_differences(settings, again) == []
+
+
+def test_a_checkpoint_without_settings_is_refused(tmp_path: Path) -> None:
+    fit(**_fit_kwargs(), checkpoint_dir=tmp_path)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    del state["settings"]
+    torch.save(state, tmp_path / "last.pt")
+    with pytest.raises(RunSettingsError, match="without a record of its settings"):
+        fit(**_fit_kwargs(), checkpoint_dir=tmp_path, resume=True)
+
+
+def test_checkpoint_dir_and_runs_dir_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        fit(**_fit_kwargs(), checkpoint_dir=tmp_path, runs_dir=tmp_path)
