@@ -85,7 +85,6 @@ PROFILES = {
         image_size=16,
         width=32,
         num_epochs=3,
-        triplets_per_epoch=6000,
         lr_step_every=2,
         val_triplets=300,
     ),

@@ -8,7 +8,7 @@ the lab's printed profile line, e.g. `field(default=20, metadata={"show": "{} ep
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, TypeVar
 
 from labkit.config import PROFILE_NAMES, profile_name
@@ -51,6 +51,9 @@ def choose(
 ) -> Settings:
     """The settings of `profile` (see `labkit.config.profile_name`) with single fields replaced.
 
+    A field that holds a dataclass of its own (say one training stage of a two-stage lab) takes
+    a dict of the fields to change in it: `{"stage1": {"lr": 0.5}}` keeps its other fields.
+
     Raises:
         ValueError: an unknown profile, or an override that names no field (the message lists
             the fields).
@@ -66,4 +69,18 @@ def choose(
         raise ValueError(
             f"unknown settings {unknown} for {type(base).__module__}; known: {sorted(known)}"
         )
-    return replace(base, **(overrides or {}))
+    changes = {
+        key: _merged(getattr(base, key), value, key) for key, value in (overrides or {}).items()
+    }
+    return replace(base, **changes)
+
+
+def _merged(current: Any, value: Any, name: str) -> Any:
+    """`value`, or for a dataclass field given a dict, the dataclass with those fields changed."""
+    if not (is_dataclass(current) and isinstance(value, Mapping)):
+        return value
+    known = {f.name for f in fields(current)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(f"unknown settings {unknown} in {name!r}; known: {sorted(known)}")
+    return replace(current, **value)

@@ -41,3 +41,22 @@ def test_choose_refuses_a_lab_without_every_profile() -> None:
     table = {p: Partial(p) for p in PROFILE_NAMES}
     assert choose(table, "cpu", {"size": 5}).summary() == "profile: cpu (size 5)"
     assert Partial("full", size=None).summary() == "profile: full (size all)"
+
+
+def test_a_nested_stage_takes_a_dict_of_its_changes() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Stage:
+        lr: float = 1.0
+        batch_size: int = 12
+
+    @dataclasses.dataclass(frozen=True)
+    class TwoStage(LabSettings):
+        stage1: Stage = Stage()
+        stage2: Stage = Stage(lr=0.001, batch_size=8)
+
+    table = {p: TwoStage(p) for p in PROFILE_NAMES}
+    chosen = choose(table, "full", {"stage1": {"lr": 0.5}})
+    assert chosen.stage1 == Stage(lr=0.5, batch_size=12) and chosen.stage2 == table["full"].stage2
+    assert choose(table, "full", {"stage2": Stage(lr=2.0)}).stage2 == Stage(lr=2.0)
+    with pytest.raises(ValueError, match=r"unknown settings \['momentum'\] in 'stage1'"):
+        choose(table, "full", {"stage1": {"momentum": 0.9}})
