@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,20 +46,40 @@ _SCHEDULER_PROGRESS = {
     "cooldown_counter",
     "optimizer",
 }
+# optimiser options that choose an implementation, not the arithmetic, and come and go with
+# PyTorch versions
+_IMPLEMENTATION_ONLY = {"foreach", "fused", "capturable", "differentiable"}
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class RunSettingsError(ValueError):
     """A checkpoint was written under other settings than the run that would resume from it."""
 
 
+def _name(obj: Any) -> str:
+    """A function's or class's module and qualified name: the same in every process."""
+    qualname = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{getattr(obj, '__module__', None) or type(obj).__module__}.{qualname}"
+
+
+def _tensor_digest(tensor: torch.Tensor) -> str:
+    digest = hashlib.sha256(str(tuple(tensor.shape)).encode())
+    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _plain(value: Any) -> Any:
-    """`value` as JSON data: numbers, strings, booleans, None, lists and string-keyed dicts."""
+    """`value` as JSON data: numbers, strings, booleans, None, lists and string-keyed dicts.
+
+    A tensor of more than one element becomes a digest of its contents; a function or class
+    its qualified name; any other object its class's name.
+    """
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return _plain(value.item())
+    if isinstance(value, torch.Tensor):
+        return _plain(value.item()) if value.numel() == 1 else f"tensor {_tensor_digest(value)}"
     if hasattr(value, "item") and getattr(value, "size", None) == 1:  # NumPy scalars
         return _plain(value.item())
     if isinstance(value, Mapping):
@@ -67,44 +88,60 @@ def _plain(value: Any) -> Any:
         return [_plain(item) for item in value]
     if isinstance(value, torch.dtype | torch.device):
         return str(value)
-    return f"<{type(value).__name__}>"  # an object (a function, a module): only its kind
+    if isinstance(value, functools.partial) or (callable(value) and hasattr(value, "__qualname__")):
+        return _function(value)
+    return f"<{_name(type(value))}>"  # another object: only its kind
+
+
+def _stable_repr(obj: Any) -> str:
+    """`repr(obj)` without memory addresses, which differ from one process to the next."""
+    return _ADDRESS.sub("", repr(obj))
 
 
 def _model(model: nn.Module) -> dict[str, Any]:
+    shapes = [[name, list(p.shape)] for name, p in model.named_parameters()]
+    found: dict[str, Any] = {"class": type(model).__name__}
     builder = getattr(model, "labkit_builder", None)
     if builder is not None:
         name, arguments = builder
-        return {"builder": name, "arguments": _plain(arguments)}
-    shapes = [[name, list(p.shape)] for name, p in model.named_parameters()]
+        found |= {"builder": name, "arguments": _plain(arguments)}
     digest = hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:12]
-    return {"class": type(model).__name__, "parameter shapes": digest}
+    return found | {"parameter shapes": digest}  # also catches a model edited after building
 
 
 def _optimizer(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     groups = []
     for group in optimizer.param_groups:
-        skip = {"params"}
-        if "initial_lr" in group:  # a scheduler owns the current rate; its start is the setting
-            skip.add("lr")
-        if "max_momentum" in group:  # a cycled momentum (OneCycleLR) likewise
+        # the rate a run starts from; a scheduler keeps it as initial_lr while it changes lr
+        group.setdefault("initial_lr", group["lr"])
+        skip = {"params", "lr", *_IMPLEMENTATION_ONLY}
+        if "max_momentum" in group:  # momentum cycled by OneCycleLR: its range is the setting
             skip |= {"momentum", "betas"}
         kept = {key: _plain(value) for key, value in group.items() if key not in skip}
         groups.append({"parameters": len(group["params"])} | kept)
     return {"class": type(optimizer).__name__, "param_groups": groups}
 
 
+def _without_progress(state: Any) -> Any:
+    """A scheduler's state without its counters, at every level (SequentialLR nests them)."""
+    if isinstance(state, Mapping):
+        return {k: _without_progress(v) for k, v in state.items() if k not in _SCHEDULER_PROGRESS}
+    if isinstance(state, (list, tuple)):
+        return [_without_progress(v) for v in state]
+    return state
+
+
 def _scheduler(scheduler: Any) -> dict[str, Any] | None:
     if scheduler is None:
         return None
     state = scheduler.state_dict() if hasattr(scheduler, "state_dict") else {}
-    kept = {k: _plain(v) for k, v in state.items() if k not in _SCHEDULER_PROGRESS}
-    return {"class": type(scheduler).__name__, **kept}
+    return {"class": type(scheduler).__name__, **_plain(_without_progress(state))}
 
 
 def _function(fn: Any) -> Any:
-    """A loss function by name and settings: a partial's keywords, a module's plain fields."""
+    """A function by name and settings: a partial's arguments, a module's plain fields."""
     if isinstance(fn, functools.partial):
-        keywords = {k: _function(v) if callable(v) else _plain(v) for k, v in fn.keywords.items()}
+        keywords = {k: _plain(v) for k, v in fn.keywords.items()}
         return {"function": _function(fn.func), **keywords, "args": _plain(list(fn.args))}
     if isinstance(fn, nn.Module):
         fields = {
@@ -112,48 +149,58 @@ def _function(fn: Any) -> Any:
             for k, v in vars(fn).items()
             if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str))
         }
-        return {"class": type(fn).__name__, **fields}
-    return getattr(fn, "__qualname__", type(fn).__name__)
+        buffers = {name: _plain(buffer) for name, buffer in fn.named_buffers()}  # class weights
+        return {"class": type(fn).__name__, **fields, **buffers}
+    return _name(fn)
 
 
 def data_fingerprint(dataset: Any) -> dict[str, Any]:
-    """What identifies a training set: its kind, size, contents and augmentation.
+    """What identifies a data set: its kind, size, contents, selection and augmentation.
 
     A dataset with an `images` tensor (a `TensorImageDataset`) is hashed by content (images
     and labels, so another data source, cap or image size changes it); one that wraps another
-    (`.dataset`, e.g. a `TripletDataset`) is described by the one it wraps.
+    (`.dataset`, e.g. a `TripletDataset` or a `Subset`) is described by its own size and
+    indices and by the one it wraps.
     """
-    inner = getattr(dataset, "dataset", None)
-    if inner is not None and inner is not dataset:
-        return {"wrapper": type(dataset).__name__, **data_fingerprint(inner)}
     found: dict[str, Any] = {"class": type(dataset).__name__}
     with contextlib.suppress(TypeError):  # an iterable dataset has no length
         found["size"] = len(dataset)
+    indices = getattr(dataset, "indices", None)
+    if indices is not None:  # a Subset: which items it picks
+        found["indices"] = _tensor_digest(torch.as_tensor(list(indices)))
     images, labels = getattr(dataset, "images", None), getattr(dataset, "labels", None)
     if isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor):
-        digest = hashlib.sha256()
-        for tensor in (images, labels):
-            digest.update(str(tuple(tensor.shape)).encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         found["image shape"] = list(images.shape[1:])
-        found["contents"] = digest.hexdigest()[:16]
+        found["contents"] = f"{_tensor_digest(images)} {_tensor_digest(labels)}"
     transform = getattr(dataset, "transform", None)
     if transform is not None:
-        found["transform"] = repr(transform)
+        found["transform"] = _stable_repr(transform)
+    inner = getattr(dataset, "dataset", None)
+    if inner is not None and inner is not dataset:
+        found["wraps"] = data_fingerprint(inner)
     return found
 
 
-def _batch_size(loader: Iterable) -> Any:
-    batch_size = getattr(loader, "batch_size", None)
-    if batch_size is not None:
-        return batch_size
+def _loader(loader: Iterable | None) -> dict[str, Any] | None:
+    """How a loader draws its batches, and the data it draws them from."""
+    if loader is None:
+        return None
+    found: dict[str, Any] = {"batch_size": getattr(loader, "batch_size", None)}
+    sampler = getattr(loader, "sampler", None)
+    if sampler is not None:
+        found["sampler"] = type(sampler).__name__  # shuffled or in order
     batch_sampler = getattr(loader, "batch_sampler", None)
-    if batch_sampler is not None:  # e.g. a P x K sampler: its own description
-        sizes = {
+    if found["batch_size"] is None and batch_sampler is not None:  # e.g. a P x K sampler
+        found["batch_sampler"] = {"class": type(batch_sampler).__name__} | {
             k: _plain(v) for k, v in vars(batch_sampler).items() if isinstance(v, (int, float))
         }
-        return {"batch sampler": type(batch_sampler).__name__, **sizes}
-    return None
+    with contextlib.suppress(TypeError):
+        found["batches"] = len(loader)  # type: ignore[arg-type]
+    dataset = getattr(loader, "dataset", None)
+    found["data"] = data_fingerprint(dataset) if dataset is not None else None
+    generator = getattr(loader, "generator", None)
+    found["shuffle_seed"] = generator.initial_seed() if generator is not None else None
+    return found
 
 
 def run_settings(
@@ -165,23 +212,24 @@ def run_settings(
     num_epochs: int,
     accum_steps: int = 1,
     loss_fn: Any = None,
+    val_loader: Iterable | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything that shapes a run's trajectory, as JSON data (call it before training).
+    """Everything that shapes a run's trajectory and its history, as JSON data.
+
+    Call it before training: it records each optimiser group's starting rate as `initial_lr`
+    (as PyTorch's schedulers do), so that the same settings read the same after a schedule has
+    changed the rate.
 
     Args:
+        val_loader: the data the history's `val_*` columns are measured on.
         extra: settings that `fit` cannot see, recorded as given, e.g. `{"seed": 0}`.
 
     Returns:
-        {"model", "optimizer", "scheduler", "loss", "num_epochs", "accum_steps",
-        "batch_size", "batches_per_epoch", "data", "shuffle_seed", **extra}.
+        {"model", "optimizer", "scheduler", "loss", "num_epochs", "accum_steps", "train",
+        "validation", **extra}; "train" and "validation" describe each loader's batches,
+        sampler, shuffling seed and data (see `data_fingerprint`).
     """
-    generator = getattr(train_loader, "generator", None)
-    try:
-        batches: int | None = len(train_loader)  # type: ignore[arg-type]
-    except TypeError:
-        batches = None
-    dataset = getattr(train_loader, "dataset", None)
     settings = {
         "model": _model(model),
         "optimizer": _optimizer(optimizer),
@@ -189,10 +237,8 @@ def run_settings(
         "loss": _function(loss_fn) if loss_fn is not None else None,
         "num_epochs": num_epochs,
         "accum_steps": accum_steps,
-        "batch_size": _batch_size(train_loader),
-        "batches_per_epoch": batches,
-        "data": data_fingerprint(dataset) if dataset is not None else None,
-        "shuffle_seed": generator.initial_seed() if generator is not None else None,
+        "train": _loader(train_loader),
+        "validation": _loader(val_loader),
     }
     return _plain(settings | dict(extra or {}))
 

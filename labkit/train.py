@@ -10,7 +10,7 @@ tuples, lists or dicts of tensors, moved to the model's device. `forward_fn(mode
 says how inputs go through the model (default `model(inputs)`), and `loss_fn(outputs, targets)`
 must return the batch mean (as `nn.CrossEntropyLoss()` does).
 
-Used in: every lab (02_densenet_resnext, 03_facenet_knn, 04_bcnn_hbp, 05_opam).
+Used in: every lab (02_densenet_resnext, 03_facenet_knn so far).
 """
 
 from __future__ import annotations
@@ -354,10 +354,11 @@ def _resume(folder: Path, parts: _Trainables, settings: dict[str, Any]) -> list[
 
 def _oom_error(err: Exception, device: torch.device, epoch: int) -> torch.OutOfMemoryError:
     return torch.cuda.OutOfMemoryError(
-        f"out of memory on {device} in epoch {epoch}: lower batch_size in the lab's settings "
-        "(e.g. start(batch_size=32) in the lab's first cell), or keep the effective batch with a "
-        "smaller batch_size and accum_steps=k, or use mixed precision (amp=True, on CUDA). "
-        f"Original error: {err}"
+        f"out of memory on {device} in epoch {epoch}: make the batch smaller in the lab's first "
+        "cell (the lab module's start(...) takes any of its settings, e.g. "
+        "lab02.start(batch_size=32)); to keep the effective batch, pass accum_steps=k to fit "
+        "with a k times smaller batch (either change starts a new run); mixed precision "
+        f"(amp=True) needs CUDA. Original error: {err}"
     )
 
 
@@ -431,8 +432,8 @@ def _nonfinite_error(value: float, epoch: int, step: int, last_good: Path | None
     where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint saved yet"
     return NonFiniteLossError(
         f"loss is {value} at epoch {epoch}, step {step}; {where}. Lower the learning rate "
-        "(e.g. by 10x) and train again"
-        + (" with resume=True" if last_good else " (checkpoint_dir= keeps a checkpoint)")
+        "(e.g. by 10x) and train again: with runs_dir= the new rate is a new run, and the "
+        "diverged one stays in its own folder"
     )
 
 
@@ -527,8 +528,10 @@ def fit(
         amp: mixed precision, CUDA only (see `amp_settings`); off on a CPU without error.
         checkpoint_dir: folder for `last.pt` (every epoch) and `best.pt` (best `monitor`),
             plus `settings.json` (what shaped the run, see `labkit.runs.run_settings`).
-        resume: continue from `checkpoint_dir/last.pt` up to `num_epochs` in total. A
-            checkpoint written under other settings raises `RunSettingsError` naming them.
+        resume: continue from `checkpoint_dir/last.pt` (after a dropped kernel, say) up to
+            `num_epochs` in total. The run's settings, `num_epochs` among them, must be the
+            ones the checkpoint was written with: other settings raise `RunSettingsError`
+            naming them.
         runs_dir: instead of `checkpoint_dir`, a folder of runs: this run lives in
             `runs_dir/<digest of its settings>` and resumes from there, so re-running the
             same call resumes and any change of settings starts a separate run. A printed
@@ -568,10 +571,16 @@ def fit(
         num_epochs=num_epochs,
         accum_steps=accum_steps,
         loss_fn=loss_fn,
-        extra=run_info,
+        val_loader=val_loader,
+        extra={"monitor": monitor, "patience": patience, **(run_info or {})},
     )
     if runs_dir is not None:
         checkpoint_dir, resume = Path(runs_dir) / settings_digest(settings), True
+        if (Path(runs_dir) / "last.pt").is_file():
+            print(
+                f"note: {shown_path(Path(runs_dir) / 'last.pt')} was written by an earlier labkit "
+                "without a record of its settings, so it is not resumed; delete it to save space"
+            )
     amp_dtype, scaler = amp_settings(model_device(model), amp)
     setup = _Setup(
         loss_fn,

@@ -4,13 +4,15 @@ detected, by `fit(checkpoint_dir=..., resume=True)` as an error naming it, and b
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from labkit.data import TensorImageDataset
 from labkit.data.loaders import digits_augmentation
@@ -46,6 +48,11 @@ BASE: dict[str, Any] = {
     "shuffle_seed": 0,
     "seed": 0,
     "label_smoothing": 0.0,
+    "class_weights": None,
+    "shuffle": True,
+    "subset_seed": None,
+    "val": {"n": 6, "seed": 5},
+    "patience": None,
 }
 
 # one change each, and the dotted setting name the error must name
@@ -59,14 +66,19 @@ CHANGES = {
     "scheduler settings": ({"step_size": 2}, "scheduler.step_size"),
     "number of epochs": ({"num_epochs": 2}, "num_epochs"),
     "gradient accumulation": ({"accum_steps": 2}, "accum_steps"),
-    "batch size": ({"batch_size": 6}, "batch_size"),
-    "data source": ({"data": {"seed": 1}}, "data.contents"),
-    "data size": ({"data": {"n": 9}}, "data.size"),
-    "image size": ({"data": {"size": 6}}, "data.image shape"),
-    "augmentation": ({"transform": 8}, "data.transform"),
-    "shuffling seed": ({"shuffle_seed": 1}, "shuffle_seed"),
+    "batch size": ({"batch_size": 6}, "train.batch_size"),
+    "data source": ({"data": {"seed": 1}}, "train.data.wraps.contents"),
+    "data size": ({"data": {"n": 9}}, "train.data.size"),
+    "image size": ({"data": {"size": 6}}, "train.data.wraps.image shape"),
+    "augmentation": ({"transform": 8}, "train.data.wraps.transform"),
+    "a subset of the data": ({"subset_seed": 1}, "train.data.indices"),
+    "shuffling": ({"shuffle": False}, "train.sampler"),
+    "shuffling seed": ({"shuffle_seed": 1}, "train.shuffle_seed"),
+    "validation data": ({"val": {"n": 6, "seed": 6}}, "validation.data.contents"),
     "seed": ({"seed": 1}, "seed"),
     "loss settings": ({"label_smoothing": 0.1}, "loss.label_smoothing"),
+    "loss class weights": ({"class_weights": [1.0, 2.0, 1.0]}, "loss.weight"),
+    "early stopping": ({"patience": 2}, "patience"),
 }
 
 
@@ -89,12 +101,18 @@ def _fit_kwargs(**changes: Any) -> dict[str, Any]:
     data = _images(**s["data"])
     if s["transform"] is not None:
         data = data.with_transform(digits_augmentation(s["transform"]))
+    if s["subset_seed"] is not None:  # 8 of the 12 images, chosen by the seed
+        picked = torch.randperm(12, generator=torch.Generator().manual_seed(s["subset_seed"]))
+        data = Subset(data, picked[:8].tolist())
+    elif s["data"].get("n", 12) == 12:
+        data = Subset(data, list(range(8)))  # the same size as a subset: only indices differ
     loader = DataLoader(
         data,
         batch_size=s["batch_size"],
-        shuffle=True,
+        shuffle=s["shuffle"],
         generator=torch.Generator().manual_seed(s["shuffle_seed"]),
     )
+    weights = s["class_weights"]
     return {
         "model": model,
         "train_loader": loader,
@@ -102,7 +120,12 @@ def _fit_kwargs(**changes: Any) -> dict[str, Any]:
         "scheduler": scheduler,
         "num_epochs": s["num_epochs"],
         "accum_steps": s["accum_steps"],
-        "loss_fn": nn.CrossEntropyLoss(label_smoothing=s["label_smoothing"]),
+        "loss_fn": nn.CrossEntropyLoss(
+            weight=torch.tensor(weights) if weights is not None else None,
+            label_smoothing=s["label_smoothing"],
+        ),
+        "val_loader": DataLoader(_images(**s["val"]), batch_size=4),
+        "patience": s["patience"],
         "run_info": {"seed": s["seed"]},
         "progress": False,
     }
@@ -144,10 +167,13 @@ def test_every_setting_changed_alone_gets_its_own_run_folder(change: str) -> Non
 
 
 def _settings_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of `run_settings` that `fit` passes it for these fit arguments."""
     keys = ("model", "optimizer", "scheduler", "train_loader", "num_epochs", "accum_steps")
+    extra = {"monitor": "val_acc", "patience": kwargs["patience"], **kwargs["run_info"]}
     return {k: kwargs[k] for k in keys} | {
         "loss_fn": kwargs["loss_fn"],
-        "extra": kwargs["run_info"],
+        "val_loader": kwargs["val_loader"],
+        "extra": extra,
     }
 
 
@@ -171,19 +197,45 @@ def test_runs_dir_resumes_the_same_settings_and_starts_others_beside(
 def test_the_settings_of_a_run_are_plain_and_stable() -> None:
     kwargs = _fit_kwargs()
     settings = run_settings(**_settings_args(kwargs))
-    assert settings["model"] == {
-        "builder": "densenet_bc",
-        "arguments": {"block_config": [1, 1], "num_classes": 3, "growth_rate": 4},
-    }
+    model = settings["model"]
+    assert (model["class"], model["builder"]) == ("DenseNet", "densenet_bc")
+    assert model["arguments"] == {"block_config": [1, 1], "num_classes": 3, "growth_rate": 4}
     assert settings["optimizer"]["class"] == "SGD"
+    assert settings["optimizer"]["param_groups"][0]["initial_lr"] == 0.1
     assert settings["scheduler"]["class"] == "StepLR" and settings["scheduler"]["step_size"] == 1
-    assert settings["num_epochs"] == 1 and settings["batch_size"] == 4
-    assert settings["data"]["size"] == 12 and settings["data"]["image shape"] == [3, 8, 8]
-    assert settings["seed"] == 0 and settings["shuffle_seed"] == 0
+    assert settings["num_epochs"] == 1 and settings["train"]["batch_size"] == 4
+    assert settings["train"]["data"]["size"] == 8
+    assert settings["train"]["data"]["wraps"]["image shape"] == [3, 8, 8]
+    assert settings["validation"]["data"]["size"] == 6
+    assert settings["seed"] == 0 and settings["train"]["shuffle_seed"] == 0
     assert settings["loss"]["class"] == "CrossEntropyLoss"
     again = run_settings(**_settings_args(_fit_kwargs()))  # fresh objects, same settings
     assert settings_digest(settings) == settings_digest(again)
     assert settings_differences(settings, again) == []
+
+
+def test_settings_read_the_same_after_the_schedule_changed_the_rate() -> None:
+    kwargs = _fit_kwargs(num_epochs=2)
+    before = run_settings(**_settings_args(kwargs))
+    fit(**kwargs)  # the same optimiser and scheduler objects, stepped twice
+    assert kwargs["optimizer"].param_groups[0]["lr"] != 0.1
+    assert settings_differences(before, run_settings(**_settings_args(kwargs))) == []
+
+
+def test_a_lambda_transform_reads_the_same_in_another_process(tmp_path: Path) -> None:
+    code = (
+        "import torch; from labkit.runs import data_fingerprint\n"
+        "from labkit.data import TensorImageDataset\n"
+        "images = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)\n"
+        "labels = torch.zeros(2, dtype=torch.long)\n"
+        "data = TensorImageDataset(images, labels, transform=lambda x: x)\n"
+        "print(data_fingerprint(data)['transform'])\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    assert runs[0].stdout == runs[1].stdout and "0x" not in runs[0].stdout
 
 
 def test_a_checkpoint_without_settings_is_refused(tmp_path: Path) -> None:
@@ -198,3 +250,13 @@ def test_a_checkpoint_without_settings_is_refused(tmp_path: Path) -> None:
 def test_checkpoint_dir_and_runs_dir_together_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not both"):
         fit(**_fit_kwargs(), checkpoint_dir=tmp_path, runs_dir=tmp_path)
+
+
+def test_a_checkpoint_of_an_earlier_labkit_in_runs_dir_is_named_not_resumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fit(**_fit_kwargs(), checkpoint_dir=tmp_path)  # the old layout: last.pt in the model folder
+    history = fit(**_fit_kwargs(), runs_dir=tmp_path)
+    out = capsys.readouterr().out
+    assert "last.pt was written by an earlier labkit" in out and "new (no checkpoint" in out
+    assert list(history["epoch"]) == [1]

@@ -78,8 +78,9 @@ def optimizer_and_scheduler(
     """The lab's recipe: the handout's SGD, and the profile's learning-rate schedule.
 
     Both schedules are stepped once per epoch (by `labkit.train.fit`): `cosine` decays from
-    `lr` to zero over the run; `one_cycle` warms up to `lr` for 30% of the epochs, then
-    anneals to nearly zero.
+    `lr` to zero over the run; `one_cycle` warms up from lr / 25 to `lr` over 30% of
+    the epochs, then anneals to nearly zero; momentum stays at `momentum` (OneCycleLR would
+    otherwise cycle it between 0.85 and 0.95).
 
     Raises:
         ValueError: an unknown schedule.
@@ -93,8 +94,8 @@ def optimizer_and_scheduler(
     if settings.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.num_epochs)
     elif settings.schedule == "one_cycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=settings.lr, total_steps=settings.num_epochs
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(  # momentum stays the setting's
+            optimizer, max_lr=settings.lr, total_steps=settings.num_epochs, cycle_momentum=False
         )
     else:
         raise ValueError(f"unknown schedule {settings.schedule!r}; choose one of {SCHEDULES}")

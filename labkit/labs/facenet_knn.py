@@ -77,6 +77,17 @@ class Settings(DigitsSettings):
     knn_neighbors: int = 5  # k of the KNN classifier
     val_triplets: int = 1000  # fixed test triplets scored after every epoch (ours)
 
+    def __post_init__(self) -> None:
+        """Check that the three recipes keep one budget: a P x K batch holds as many images
+        as a step of random triplets."""
+        if self.pk_classes * self.pk_images != 3 * self.triplets_per_step:
+            raise ValueError(
+                f"pk_classes x pk_images = {self.pk_classes} x {self.pk_images} must equal "
+                f"3 x triplets_per_step = 3 x {self.triplets_per_step}, so that every recipe "
+                "takes steps of one size; change them together, e.g. triplets_per_step=32, "
+                "pk_classes=8, pk_images=12"
+            )
+
 
 PROFILES = {
     "full": Settings(profile="full"),

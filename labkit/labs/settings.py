@@ -35,9 +35,9 @@ class LabSettings:
         for f in fields(self):
             if "show" in f.metadata:
                 value = getattr(self, f.name)
-                parts.append(
-                    f.metadata["none"] if value is None else f.metadata["show"].format(value)
-                )
+                label = f.metadata["show"]
+                none = f.metadata.get("none", label.format("all"))
+                parts.append(none if value is None else label.format(value))
         return f"profile: {self.profile} ({', '.join(parts)})"
 
 

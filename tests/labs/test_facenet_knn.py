@@ -26,7 +26,7 @@ PROFILE = settings(
     triplets_per_epoch=20,
     triplets_per_step=4,
     pk_classes=2,
-    pk_images=3,
+    pk_images=6,
     val_triplets=10,
     eval_batch_size=12,
     num_epochs=2,
@@ -43,6 +43,15 @@ def test_full_profile_keeps_the_handouts_settings():
     assert full.train_per_class is None and full.test_per_class is None
     for profile in PROFILES.values():  # a mining batch holds as many images as random triplets
         assert profile.pk_classes * profile.pk_images == 3 * profile.triplets_per_step
+
+
+def test_a_pk_batch_must_hold_as_many_images_as_a_step_of_triplets():
+    with pytest.raises(
+        ValueError,
+        match=r"pk_classes x pk_images = 8 x 6 must equal 3 x triplets_per_step = 3 x 32",
+    ):
+        settings("full", triplets_per_step=32)
+    assert settings("full", triplets_per_step=32, pk_images=12).pk_images == 12
 
 
 def test_cpu_and_smoke_are_smaller_and_keep_the_loss():
@@ -70,10 +79,10 @@ def test_every_recipe_sees_the_same_images_per_epoch_in_steps_of_one_size():
     assert images.shape == (4, 3, 3, 8, 8) and labels.shape == (4, 3)
     for recipe in ("batch_hard", "semi_hard"):
         batches = list(recipe_loader(recipe, data, PROFILE))
-        assert len(batches) == math.ceil(3 * 20 / 6)  # 60 images in P x K = 6 per step
+        assert len(batches) == math.ceil(3 * 20 / 12)  # 60 images in P x K = 12 per step
         images, labels = batches[0]
-        assert images.shape == (6, 3, 8, 8)
-        assert sorted(torch.bincount(labels).tolist())[-2:] == [3, 3]  # 2 classes x 3 images
+        assert images.shape == (12, 3, 8, 8)  # as many as 4 triplets
+        assert sorted(torch.bincount(labels).tolist())[-2:] == [6, 6]  # 2 classes x 6 images
 
 
 def test_validation_triplets_are_fixed():
