@@ -31,6 +31,20 @@ def test_embedding_size_and_alpha_are_arguments():
     assert torch.allclose(embeddings.norm(dim=1), torch.full((2,), 2.0))
 
 
+def test_width_scales_every_stage_and_keeps_the_layers(model):
+    torch.manual_seed(0)
+    narrow = resnet18_embedding(width=32).eval()
+    stages = [narrow.stem[0], narrow.layer1[0].conv1, narrow.layer2[0].conv1]
+    assert [conv.out_channels for conv in stages] == [32, 32, 64]
+    assert narrow.layer4[1].conv2.out_channels == 256 and narrow.fc.in_features == 256
+    assert count_layers(narrow) == count_layers(model) == 21
+    # a 3x3 convolution's weights scale with width squared: about a quarter of the parameters
+    ratio = sum(p.numel() for p in narrow.parameters()) / sum(p.numel() for p in model.parameters())
+    assert 0.24 < ratio < 0.27
+    with torch.no_grad():
+        assert narrow(torch.randn(2, 3, 16, 16)).shape == (2, 128)
+
+
 def test_layer_count_is_18_plus_3_shortcuts(model):
     assert count_layers(model) == 21
     assert count_layers(model, shortcuts=False) == 18
@@ -99,6 +113,7 @@ def test_registered_and_rebuilt_from_its_record():
         ({"alpha": -1}, "alpha .* got -1"),
         ({"alpha": float("nan")}, "alpha .* got nan"),
         ({"in_channels": 0}, "in_channels must be a positive int, got 0"),
+        ({"width": 0}, "width must be a positive int, got 0"),
     ],
 )
 def test_bad_arguments(kwargs, match):
