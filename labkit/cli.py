@@ -1,4 +1,7 @@
-"""`labkit ...`: release student notebooks, run every lab headless. Prints; the API does not."""
+"""labkit: release student notebooks, run the labs headless, grade submissions.
+
+Run it from the checkout (it finds solutions/ and notebooks/ there), or pass --solutions.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.labs:
         notebooks = [p for p in notebooks if p.name[:2] in args.labs]
     if not notebooks:
-        print(f"no lab notebooks match {args.labs or 'any lab'} in {args.solutions}")
+        asked = f"lab {', '.join(args.labs)}" if args.labs else "any lab"
+        print(
+            f"no notebook of {asked} in {args.solutions}: name labs by two digits (02) and run "
+            "labkit from the checkout, or pass --solutions"
+        )
         return 1
     profile = profile_name(args.profile)
     if profile == "smoke":
@@ -123,7 +130,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `labkit` command."""
-    parser = argparse.ArgumentParser(prog="labkit", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="labkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     release = sub.add_parser("release", help="make notebooks/ from solutions/")
@@ -131,30 +140,50 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(func=cmd_release)
 
     run = sub.add_parser("run", help="execute every lab headless and print its headline results")
-    run.add_argument("labs", nargs="*", help="lab numbers to run (e.g. 02); default: all")
+    run.add_argument("labs", nargs="*", help="two-digit lab numbers to run (e.g. 02); default: all")
     run.add_argument(
         "--profile",
         choices=PROFILE_NAMES,
         help="default: $LABKIT_PROFILE, else full with a CUDA GPU and cpu without",
     )
-    run.add_argument("--out", type=Path, default=_repo_path("build") / "run")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=_repo_path("build") / "run",
+        help="folder for the executed notebooks (default: build/run)",
+    )
     run.set_defaults(func=cmd_run)
 
     grade = sub.add_parser("grade", help="grade a folder of submissions into a gradebook")
     grade.add_argument("solutions", type=Path, help="the lab's solutions notebook")
     grade.add_argument("submissions", type=Path, help="one notebook or one folder per student")
-    grade.add_argument("--out", type=Path, default=_repo_path("build") / "grade")
+    grade.add_argument(
+        "--out",
+        type=Path,
+        default=_repo_path("build") / "grade",
+        help="folder for the gradebook, feedback and answers (default: build/grade)",
+    )
     grade.add_argument("--workers", type=int, default=2, help="submissions graded at once")
     grade.add_argument("--cell-timeout", type=float, default=600.0, help="seconds per cell")
     grade.add_argument("--timeout", type=float, default=3600.0, help="seconds per submission")
     grade.add_argument("--memory-limit", type=float, default=6.0, help="GiB per kernel")
-    grade.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
+    grade.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default="smoke",
+        help="profile the submissions run in (default: smoke, seconds per submission)",
+    )
     grade.add_argument("--run-all", action="store_true", help="run cells after the last answer too")
     grade.add_argument("--manual", type=Path, help="hand marks (CSV) to merge into the gradebook")
     grade.set_defaults(func=cmd_grade)
 
     for p in (release, run):
-        p.add_argument("--solutions", type=Path, default=_repo_path("solutions"))
+        p.add_argument(
+            "--solutions",
+            type=Path,
+            default=_repo_path("solutions"),
+            help="the solutions notebooks' folder (default: solutions/ here)",
+        )
     release.add_argument("--notebooks", type=Path, default=_repo_path("notebooks"))
     return parser
 

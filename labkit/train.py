@@ -333,7 +333,8 @@ def _check_settings(state: dict[str, Any], settings: dict[str, Any], path: Path)
         lines = settings_differences(saved, settings)
         why = "it was written under other settings:\n  " + "\n  ".join(lines)
     raise RunSettingsError(
-        f"will not resume from {path}: {why}\nDelete {path.parent} to train again with the "
+        f"will not resume from {shown_path(path)}: {why}\nDelete {shown_path(path.parent)} "
+        "to train again with the "
         "new settings, pass another checkpoint_dir, or pass runs_dir= so that every set of "
         "settings gets a folder of its own."
     )
@@ -348,17 +349,21 @@ def _resume(folder: Path, parts: _Trainables, settings: dict[str, Any]) -> list[
     _check_settings(state, settings, path)
     parts.load(state, path)
     set_rng_state(state["rng"])
-    print(f"run: {shown_path(folder)}: resumed after epoch {state['epoch']} (same settings)")
+    done, total = state["epoch"], settings["num_epochs"]
+    if done >= total:
+        print(f"run: {shown_path(folder)}: finished earlier ({done} of {total} epochs), loaded")
+    else:
+        print(f"run: {shown_path(folder)}: resumed after epoch {done} of {total} (same settings)")
     return list(state["history"])
 
 
 def _oom_error(err: Exception, device: torch.device, epoch: int) -> torch.OutOfMemoryError:
     return torch.cuda.OutOfMemoryError(
         f"out of memory on {device} in epoch {epoch}: make the batch smaller in the lab's first "
-        "cell (the lab module's start(...) takes any of its settings, e.g. "
-        "lab02.start(batch_size=32)); to keep the effective batch, pass accum_steps=k to fit "
-        "with a k times smaller batch (either change starts a new run); mixed precision "
-        f"(amp=True) needs CUDA. Original error: {err}"
+        "cell: the lab module's start(...) takes any of the settings its profile line names "
+        "(e.g. lab02.start(batch_size=32)); where the lab's recipe passes accum_steps, a k "
+        "times smaller batch with accum_steps=k keeps the effective batch. Either change starts "
+        f"a new run. Mixed precision (amp=True) needs CUDA. Original error: {err}"
     )
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from labkit.config import shown_path
 from labkit.data import TensorImageDataset
 from labkit.data.loaders import digits_augmentation
 from labkit.models import densenet_bc
@@ -141,7 +142,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_same_settings_resume(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
     history = fit(**_fit_kwargs(), checkpoint_dir=finished, resume=True)
-    assert "resumed after epoch 1 (same settings)" in capsys.readouterr().out
+    assert "finished earlier (1 of 1 epochs), loaded" in capsys.readouterr().out
     assert list(history["epoch"]) == [1]  # loaded, nothing trained again
 
 
@@ -153,7 +154,7 @@ def test_every_setting_changed_alone_is_refused(finished: Path, change: str) -> 
         fit(**_fit_kwargs(**changes), checkpoint_dir=finished, resume=True)
     message = str(error.value)
     assert f"\n  {name}: " in message, message
-    assert f"Delete {finished}" in message
+    assert f"Delete {shown_path(finished)}" in message
     assert (finished / "last.pt").read_bytes() == before  # nothing lost
 
 
@@ -187,7 +188,7 @@ def test_runs_dir_resumes_the_same_settings_and_starts_others_beside(
     (first,) = runs.iterdir()
     assert "new (no checkpoint with these settings)" in capsys.readouterr().out
     history = fit(**_fit_kwargs(num_epochs=3), runs_dir=runs)  # re-running the cell
-    assert f"{first.name}: resumed after epoch 1" in capsys.readouterr().out
+    assert f"{first.name}: resumed after epoch 1 of 3 (same settings)" in capsys.readouterr().out
     assert list(history["epoch"]) == [1, 2, 3]
     fit(**_fit_kwargs(num_epochs=2, lr=0.05), runs_dir=runs)  # other settings: another run
     assert len(list(runs.iterdir())) == 2

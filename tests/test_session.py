@@ -15,7 +15,7 @@ def test_start_lab_prints_and_seeds(
     lab = start_lab("02_x", "things", settings, seed=3)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "lab: 02_x: things"
-    expected = "images 16px, train all, batch 64, 10 epochs, lr 0.02, one_cycle schedule"
+    expected = "images 16px, all training images, batch 64, 10 epochs, lr 0.02, one_cycle schedule"
     assert lines[1] == f"profile: cpu ({expected})"
     assert lines[2].startswith("device: ")
     assert lab.settings is settings and lab.profile == "cpu" and lab.seed == 3

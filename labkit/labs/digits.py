@@ -23,7 +23,7 @@ class DigitsSettings(LabSettings):
     # the built-in scans are 8x8 enlarged, so 16 px loses nothing of them; MNIST is 28 px
     image_size: int = field(default=32, metadata=shown("images {}px"))
     train_per_class: int | None = field(
-        default=None, metadata=shown("train {}/class", none="train all")
+        default=None, metadata=shown("train {}/class", none="all training images")
     )
     test_per_class: int | None = None  # cap on test images per class; None keeps all
     eval_batch_size: int = 256  # batch of evaluation and embedding passes

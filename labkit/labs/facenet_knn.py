@@ -85,12 +85,15 @@ class Settings(DigitsSettings):
     def __post_init__(self) -> None:
         """Check that the three recipes keep one budget: a P x K batch holds as many images
         as a step of random triplets."""
-        if self.pk_classes * self.pk_images != 3 * self.triplets_per_step:
+        images = 3 * self.triplets_per_step
+        if self.pk_classes * self.pk_images != images:
+            fits = [(p, images // p) for p in range(2, 11) if images % p == 0 and images // p > 1]
+            hint = ", or ".join(f"pk_classes={p}, pk_images={k}" for p, k in fits[-2:])
             raise ValueError(
                 f"pk_classes x pk_images = {self.pk_classes} x {self.pk_images} must equal "
-                f"3 x triplets_per_step = 3 x {self.triplets_per_step}, so that every recipe "
-                "takes steps of one size; change them together, e.g. triplets_per_step=32, "
-                "pk_classes=8, pk_images=12"
+                f"3 x triplets_per_step = {images}, so that every recipe takes steps of one "
+                "size; change them in the same call, e.g. start(triplets_per_step="
+                f"{self.triplets_per_step}, {hint or 'a triplets_per_step divisible by 2'})"
             )
 
 
