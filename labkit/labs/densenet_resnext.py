@@ -46,6 +46,12 @@ class Settings(DigitsSettings):
     weight_decay: float = 5e-4  # the handout's
     schedule: str = field(default="cosine", metadata=shown("{} schedule"))  # one of SCHEDULES
 
+    def __post_init__(self) -> None:
+        """Check field types (see `LabSettings`) and that the schedule is one of SCHEDULES."""
+        super().__post_init__()
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+
 
 PROFILES = {
     "full": Settings(profile="full"),

@@ -83,8 +83,9 @@ class Settings(DigitsSettings):
     val_triplets: int = 1000  # fixed test triplets scored after every epoch (ours)
 
     def __post_init__(self) -> None:
-        """Check that the three recipes keep one budget: a P x K batch holds as many images
-        as a step of random triplets."""
+        """Check field types (see `LabSettings`) and that the three recipes keep one budget:
+        a P x K batch holds as many images as a step of random triplets."""
+        super().__post_init__()
         images = 3 * self.triplets_per_step
         if self.pk_classes * self.pk_images != images:
             fits = [(p, images // p) for p in range(2, 11) if images % p == 0 and images // p > 1]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from labkit.config import PROFILE_NAMES, profile_name
 
@@ -28,6 +29,23 @@ class LabSettings:
 
     profile: str  # smoke, cpu or full (labkit.config.PROFILE_NAMES)
 
+    def __post_init__(self) -> None:
+        """Check every field against its annotation, so that a mistyped override fails in the
+        lab's first cell, not in a training cell minutes later.
+
+        Raises:
+            TypeError: a field whose value is not of its annotated type (an int field refuses a
+                bool or a float; a float field takes an int).
+        """
+        hints = get_type_hints(type(self))
+        for f in fields(self):
+            value, expected = getattr(self, f.name), hints[f.name]
+            if not _matches(value, expected):
+                raise TypeError(
+                    f"{type(self).__module__} setting {f.name}={value!r} should be "
+                    f"{_type_name(expected)}, not {type(value).__name__}"
+                )
+
     def summary(self) -> str:
         """One line naming the profile and the sizes this lab shows, e.g.
         `profile: cpu (images 16px, 10 epochs, batch 64)`."""
@@ -39,6 +57,30 @@ class LabSettings:
                 none = f.metadata.get("none", label.format("all"))
                 parts.append(none if value is None else label.format(value))
         return f"profile: {self.profile} ({', '.join(parts)})"
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    options = get_args(expected) if get_origin(expected) in (Union, UnionType) else (expected,)
+    for option in options:
+        if option is type(None) and value is None:
+            return True
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if option in (str, bool) and isinstance(value, option):
+            return True
+        plain = option in (int, float, str, bool, type(None))
+        if not plain and isinstance(option, type) and isinstance(value, option):
+            return True  # a nested dataclass, say one training stage
+    return False
+
+
+def _type_name(expected: Any) -> str:
+    options = get_args(expected) if get_origin(expected) in (Union, UnionType) else (expected,)
+    return " or ".join(
+        "None" if o is type(None) else getattr(o, "__name__", str(o)) for o in options
+    )
 
 
 Settings = TypeVar("Settings", bound=LabSettings)

@@ -1,6 +1,7 @@
 """Every lab's settings: one per profile, a profile line, overrides in one call."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_overriding_one_field_is_one_call(lab, monkeypatch: pytest.MonkeyPatch) 
 def test_choose_refuses_a_lab_without_every_profile() -> None:
     @dataclasses.dataclass(frozen=True)
     class Partial(LabSettings):
-        size: int = dataclasses.field(default=3, metadata=shown("size {}"))
+        size: int | None = dataclasses.field(default=3, metadata=shown("size {}"))
 
     with pytest.raises(ValueError, match=r"no settings for profile\(s\) \['cpu', 'full'\]"):
         choose({"smoke": Partial("smoke")}, "smoke")
@@ -60,3 +61,25 @@ def test_a_nested_stage_takes_a_dict_of_its_changes() -> None:
     assert choose(table, "full", {"stage2": Stage(lr=2.0)}).stage2 == Stage(lr=2.0)
     with pytest.raises(ValueError, match=r"unknown settings \['momentum'\] in 'stage1'"):
         choose(table, "full", {"stage1": {"momentum": 0.9}})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"num_epochs": "3"}, "num_epochs='3' should be int, not str"),
+        ({"num_epochs": 2.0}, "num_epochs=2.0 should be int, not float"),
+        ({"batch_size": True}, "batch_size=True should be int, not bool"),
+        ({"train_per_class": "all"}, "train_per_class='all' should be int or None, not str"),
+        ({"lr": None}, "lr=None should be float, not NoneType"),
+    ],
+)
+def test_a_mistyped_override_fails_in_the_first_cell(override, message) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        densenet_resnext.settings("cpu", **override)
+
+
+def test_right_types_pass_and_an_int_rate_is_a_float() -> None:
+    chosen = densenet_resnext.settings("cpu", lr=1, train_per_class=None, num_epochs=3)
+    assert (chosen.lr, chosen.train_per_class, chosen.num_epochs) == (1, None, 3)
+    with pytest.raises(ValueError, match=r"unknown schedule 'step'"):
+        densenet_resnext.settings("cpu", schedule="step")
