@@ -1,12 +1,13 @@
 """The settings that shape a training run, so that a run never resumes under other settings.
 
-`run_settings` describes a run as plain data: the model's builder and its arguments, the
-optimiser and its hyper-parameters, the scheduler and its settings, the loss function and its
-settings (a margin), the number of epochs, the
-batch size, the data (a fingerprint of the training set's contents and its augmentation), the
-loader's shuffling seed, and whatever the caller adds (the global seed). `labkit.train.fit`
-stores it in every checkpoint; resuming under different settings raises `RunSettingsError`,
-and with `runs_dir=` each set of settings gets a folder of its own, named by `settings_digest`.
+`run_settings` describes a run as plain data: the model (class, builder and its arguments, a
+digest of its parameter shapes), the optimiser and its hyper-parameters (each group's starting
+rate), the scheduler's settings, the loss and its settings (a margin, class weights), the number
+of epochs, gradient accumulation, both loaders (batch size, sampler, shuffling seed, and a
+fingerprint of the data: contents, subset, augmentation), and whatever the caller adds (the
+global seed, early stopping). `labkit.train.fit` stores it in every checkpoint; resuming under
+different settings raises `RunSettingsError`, and with `runs_dir=` each set of settings gets a
+folder of its own, named by `settings_digest`.
 
 Used in: labkit.train.fit (every lab).
 """
@@ -25,6 +26,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from labkit.atomic import write_text_atomic
 
 __all__ = [
     "RunSettingsError",
@@ -276,6 +279,4 @@ def settings_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -
 
 def write_settings(folder: Path, settings: Mapping[str, Any]) -> None:
     """Keep `settings.json` beside a run's checkpoints, for people to read."""
-    from labkit.atomic import write_text_atomic
-
     write_text_atomic(folder / "settings.json", json.dumps(_plain(settings), indent=1) + "\n")
