@@ -568,17 +568,19 @@ def fit(
         checkpoint_dir=checkpoint_dir if runs_dir is None else runs_dir,
     )
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    settings = run_settings(
-        model,
-        optimizer,
-        scheduler,
-        train_loader,
-        num_epochs=num_epochs,
-        accum_steps=accum_steps,
-        loss_fn=loss_fn,
-        val_loader=val_loader,
-        extra={"monitor": monitor, "patience": patience, **(run_info or {})},
-    )
+    settings: dict[str, Any] = {}  # recorded only where a checkpoint is kept
+    if checkpoint_dir is not None or runs_dir is not None:
+        settings = run_settings(
+            model,
+            optimizer,
+            scheduler,
+            train_loader,
+            num_epochs=num_epochs,
+            accum_steps=accum_steps,
+            loss_fn=loss_fn,
+            val_loader=val_loader,
+            extra={"monitor": monitor, "patience": patience, **(run_info or {})},
+        )
     if runs_dir is not None:
         checkpoint_dir, resume = Path(runs_dir) / settings_digest(settings), True
         if (Path(runs_dir) / "last.pt").is_file():

@@ -86,10 +86,7 @@ def optimizer_and_scheduler(
     Both schedules are stepped once per epoch (by `labkit.train.fit`): `cosine` decays from
     `lr` to zero over the run; `one_cycle` warms up from lr / 25 to `lr` over 30% of
     the epochs, then anneals to nearly zero; momentum stays at `momentum` (OneCycleLR would
-    otherwise cycle it between 0.85 and 0.95).
-
-    Raises:
-        ValueError: an unknown schedule.
+    otherwise cycle it between 0.85 and 0.95). `Settings` refuses any other schedule name.
     """
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -97,12 +94,10 @@ def optimizer_and_scheduler(
         momentum=settings.momentum,
         weight_decay=settings.weight_decay,
     )
-    if settings.schedule == "cosine":
+    if settings.schedule == "cosine":  # the settings accept no other name than SCHEDULES
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.num_epochs)
-    elif settings.schedule == "one_cycle":
+    else:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(  # momentum stays the setting's
             optimizer, max_lr=settings.lr, total_steps=settings.num_epochs, cycle_momentum=False
         )
-    else:
-        raise ValueError(f"unknown schedule {settings.schedule!r}; choose one of {SCHEDULES}")
     return optimizer, scheduler
