@@ -19,11 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
+# `answered_notebook` is a test helper (tests/grading/answered.py), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "grading"))
+
 import nbformat
+from answered import answered_notebook
 from nbclient import NotebookClient
 
 from labkit.grading.grade import grade_folder
-from labkit.grading.protocol import answered_notebook, marker
+from labkit.grading.protocol import marker
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "02_densenet_resnext.ipynb"
 

@@ -81,8 +81,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade a folder of submissions (or, with --manual and an earlier run in --out, only merge)."""
-    from labkit.grading.grade import GradingRun, grade_folder
+    from labkit.grading.grade import grade_folder
+    from labkit.grading.gradebook import GradingRun
     from labkit.grading.protocol import parse_solutions
+    from labkit.grading.sandbox import SandboxError, find_sandbox
 
     earlier = args.out / "results.json"
     try:
@@ -93,7 +95,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
                 return 2
             print(f"merging {args.manual} into the run in {args.out} (nothing is run again)")
         else:
-            print(f"grading {args.submissions} with {args.workers} worker(s) ...", flush=True)
+            sandbox = find_sandbox(args.sandbox)
+            isolation = (
+                f"in the {sandbox.name} sandbox"
+                if sandbox.active
+                else f"WITHOUT a sandbox ({sandbox.reason}): student code can read this "
+                "machine's files, see docs/GRADING.md"
+            )
+            print(f"grading {args.submissions} with {args.workers} worker(s) {isolation}")
+            if args.cell_timeout is None:
+                print("timing the solutions notebook for each question's time budget ...")
             run = grade_folder(
                 args.solutions,
                 args.submissions,
@@ -104,6 +115,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
                 memory_limit=args.memory_limit,
                 profile=args.profile,
                 run_all=args.run_all,
+                sandbox=args.sandbox,
                 on_result=lambda r: print(
                     f"  {r.student}: {r.total:g} / {r.max_points:g} ({r.status}, "
                     f"{r.seconds:.0f} s)",
@@ -112,13 +124,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
             )
         if args.manual:
             run.merge_manual(args.manual)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+    except (ValueError, FileNotFoundError, NotADirectoryError, SandboxError) as error:
         print(f"labkit grade: {error}")
         return 2
     run.write(args.out)
     book = run.gradebook.drop(columns=["file", "seconds"])
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         print(book.to_string(index=False))
+    if run.budgets:
+        shown = ", ".join(
+            f"{q or 'after the last answer'} {s:.0f} s" for q, s in run.budgets.items()
+        )
+        print(f"time budgets: {shown}")
     for warning in run.warnings:
         print(f"warning: {warning}")
     print(
@@ -164,7 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the gradebook, feedback and answers (default: build/grade)",
     )
     grade.add_argument("--workers", type=int, default=2, help="submissions graded at once")
-    grade.add_argument("--cell-timeout", type=float, default=600.0, help="seconds per cell")
+    grade.add_argument(
+        "--cell-timeout",
+        type=float,
+        help="a fixed time-out in seconds per cell (default: each question's cells get 10x the "
+        "time the solutions notebook's took, plus a minute; the solutions run first to time it)",
+    )
+    grade.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="isolate student code with bubblewrap: auto (where it works), bwrap (required), none",
+    )
     grade.add_argument("--timeout", type=float, default=3600.0, help="seconds per submission")
     grade.add_argument("--memory-limit", type=float, default=6.0, help="GiB per kernel")
     grade.add_argument(

@@ -1,20 +1,22 @@
 """Values crossing from a student's kernel to the grader as data, never as objects.
 
 Kernel side: `export_code(names, path)` is source text run in the student's kernel right after an
-answer cell. It imports nothing from labkit (a student may have monkeypatched it), turns each
-value into plain data (Python scalars and containers, CPU tensors, modules as builder + state
-dict + structure) and writes it with `torch.save`.
+answer cell. It runs the source of `labkit.grading.serialize` (which imports nothing from labkit:
+a student may have monkeypatched it) in a namespace of its own, so the kernel's globals stay as
+they were, and that module turns each value into plain data (Python scalars and containers, CPU
+tensors, modules as builder + state dict + structure) and writes it with `torch.save`.
 
 Grader side: `load_exports(path)` reads the file with `torch.load(weights_only=True)` (no pickled
-object is ever built), and `decode` turns the data back into values: a module exported with a
-labkit builder is rebuilt with `labkit.models.get_model` and its weights loaded strictly, so an
-export that is not what it claims (other keys, shapes or layer settings) is rejected.
+object is ever built), and `decode` turns the data back into values, one decoder per tag: a module
+exported with a labkit builder is rebuilt with `labkit.models.get_model` and its weights loaded
+strictly, so an export that is not what it claims (other keys, shapes or layer settings) is
+rejected; the layer settings are compared by `serialize.settings`, the rule the kernel side used.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -23,120 +25,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.grading import serialize
+from labkit.grading.serialize import TAG
+
 MAX_EXPORT_BYTES = 512 * 2**20  # a larger export is refused, so no student can flood the grader
 
-# Runs in the student's kernel: self-contained, no labkit import, every failure kept per name.
-_KERNEL_SOURCE = r"""
-def _labkit_export_(names, path):
-    import sys
-    import torch
-    np, pd, nn = sys.modules.get("numpy"), sys.modules.get("pandas"), torch.nn
-    budget = [1_000_000]
-
-    def tname(x):
-        return type(x).__module__ + "." + type(x).__qualname__
-
-    def plain(v, depth=0):
-        if v is None or type(v) in (bool, int, float, str):
-            return True
-        return type(v) in (tuple, list) and len(v) <= 16 and depth < 3 and all(
-            plain(i, depth + 1) for i in v
-        )
-
-    def tensor(x):
-        t = torch.Tensor.as_subclass(x, torch.Tensor).detach()
-        if t.layout != torch.strided:
-            t = t.to_dense()
-        return t.cpu().clone()
-
-    def module(m):
-        structure = []
-        for name, sub in m.named_modules():
-            found = {k: v for k, v in vars(sub).items()
-                     if not k.startswith("_") and k != "training" and plain(v)}
-            if "bias" in sub._parameters:
-                found["bias"] = sub._parameters["bias"] is not None
-            structure.append([name, tname(sub), enc(found, 1)])
-        state = [[k, tensor(v)] for k, v in m.state_dict().items()]
-        builder = getattr(m, "labkit_builder", None)
-        return {"~": "module", "type": tname(m), "training": bool(m.training),
-                "builder": None if builder is None else enc(builder, 1),
-                "state_dict": state, "structure": structure}
-
-    def enc(x, depth=0):
-        budget[0] -= 1
-        if budget[0] < 0 or depth > 24:
-            raise ValueError("too large or too deeply nested to export")
-        t = type(x)
-        if x is None or t in (bool, int, float, str, bytes):
-            return x
-        if isinstance(x, int):
-            return int.__int__(x)
-        if isinstance(x, float):
-            return float.__float__(x)
-        if isinstance(x, str):
-            return str.__str__(x)
-        if t is complex:
-            return {"~": "complex", "v": [x.real, x.imag]}
-        if isinstance(x, torch.Tensor):
-            return {"~": "tensor", "v": tensor(x), "parameter": isinstance(x, nn.Parameter)}
-        if isinstance(x, nn.Module):
-            return module(x)
-        if isinstance(x, torch.Size):
-            return {"~": "size", "v": [int(i) for i in x]}
-        if isinstance(x, torch.dtype):
-            return {"~": "dtype", "v": str(x)}
-        if isinstance(x, torch.device):
-            return {"~": "device", "v": str(x)}
-        if np is not None and isinstance(x, np.ndarray):
-            a = np.asarray(x)
-            if a.dtype.kind in "biufc":
-                return {"~": "ndarray", "v": torch.from_numpy(np.ascontiguousarray(a)).clone(),
-                        "dtype": str(a.dtype)}
-            return {"~": "ndarray", "v": enc(a.tolist(), depth + 1), "dtype": str(a.dtype),
-                    "shape": list(a.shape)}
-        if np is not None and isinstance(x, np.generic):
-            return {"~": "npscalar", "v": enc(x.item(), depth + 1), "dtype": str(x.dtype)}
-        if pd is not None and isinstance(x, pd.DataFrame):
-            return {"~": "dataframe", "v": enc(x.to_dict(orient="split"), depth + 1)}
-        if pd is not None and isinstance(x, pd.Series):
-            split = {"index": list(x.index), "data": list(x), "name": x.name}
-            return {"~": "series", "v": enc(split, depth + 1)}
-        if isinstance(x, (list, tuple)):
-            if len(x) > budget[0]:
-                raise ValueError("too large to export")
-            items = [enc(i, depth + 1) for i in x]
-            return items if isinstance(x, list) else tuple(items)
-        if isinstance(x, (set, frozenset)):
-            return {"~": "set", "v": [enc(i, depth + 1) for i in x],
-                    "frozen": isinstance(x, frozenset)}
-        if isinstance(x, dict):
-            if len(x) > budget[0]:
-                raise ValueError("too large to export")
-            return {"~": "dict", "v": [[enc(k, depth + 1), enc(v, depth + 1)]
-                                       for k, v in x.items()]}
-        if isinstance(x, range):
-            return {"~": "range", "v": [x.start, x.stop, x.step]}
-        return {"~": "unexportable", "type": tname(x)}
-
-    space, out = globals(), {}
-    for name in names:
-        if name not in space:
-            out[name] = {"~": "missing"}
-            continue
-        try:
-            out[name] = enc(space[name])
-        except BaseException as error:  # whatever goes wrong: say so, export the rest
-            out[name] = {"~": "unexportable", "type": tname(space[name]),
-                         "error": (type(error).__name__ + ": " + str(error))[:300]}
-    torch.save({"labkit_export": 1, "names": out}, path)
-"""
+# The kernel side, run as it is in the student's kernel.
+_SOURCE = Path(serialize.__file__).read_text(encoding="utf-8")
 
 
 def export_code(names: tuple[str, ...] | list[str], path: str | os.PathLike) -> str:
-    """The code that exports `names` from a kernel's namespace to `path` (then tidies up)."""
-    call = f"_labkit_export_({list(names)!r}, {str(path)!r})"
-    return f"{_KERNEL_SOURCE}\ntry:\n    {call}\nfinally:\n    del _labkit_export_\n"
+    """Code that exports `names` from a kernel's namespace to `path`, leaving that namespace as is.
+
+    One expression: it runs the source of `serialize` in a fresh namespace (builtins taken from
+    the `builtins` module, so a student's variable named `exec` or `compile` changes nothing) and
+    calls its `export` on the kernel's globals. It evaluates to None, so nothing is displayed.
+    """
+    run = 'b.exec(b.compile(source, "labkit/grading/serialize.py", "exec"), ns)'
+    call = f'ns["export"]({list(names)!r}, {str(path)!r}, b.globals())'
+    args = f'__import__("builtins"), {_SOURCE!r}, {{"__name__": "labkit_serialize"}}'
+    return f"(lambda b, source, ns: ({run}, {call})[1])({args})\n"
 
 
 class ExportError(Exception):
@@ -265,7 +173,7 @@ def _module(tag: dict, where: str) -> torch.nn.Module | ModuleRecord:
             f"{where}: its weights do not fit {call}, so it is not the model it claims to be "
             f"({' '.join(s.strip() for s in first)[:300]})"
         ) from error
-    rebuilt = [(n, _type_name(m), _settings(m)) for n, m in model.named_modules()]
+    rebuilt = [(n, serialize.type_name(m), serialize.settings(m)) for n, m in model.named_modules()]
     exported = [(e.name, e.type, dict(e.attrs)) for e in entries]
     same = len(rebuilt) == len(exported) and all(
         (a[0], a[1]) == (b[0], b[1]) and all(a[2][k] == b[2][k] for k in a[2].keys() & b[2].keys())
@@ -280,32 +188,64 @@ def _module(tag: dict, where: str) -> torch.nn.Module | ModuleRecord:
     return model
 
 
-def _type_name(obj: object) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+def _tensor(value: dict, where: str) -> torch.Tensor:
+    v = value["v"]
+    if value.get("parameter"):
+        return torch.nn.Parameter(v, requires_grad=v.is_floating_point())
+    return v
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
-    """The kernel side's rule for a simple setting (kept in step with `_KERNEL_SOURCE`)."""
-    if value is None or type(value) in (bool, int, float, str):
-        return True
-    return (
-        type(value) in (tuple, list)
-        and len(value) <= 16
-        and depth < 3
-        and all(_plain(v, depth + 1) for v in value)
-    )
+def _ndarray(value: dict, where: str) -> np.ndarray:
+    v = value["v"]
+    if isinstance(v, torch.Tensor):
+        return v.numpy().astype(value["dtype"], copy=False)
+    return np.array(decode(v, where), dtype=value["dtype"]).reshape(value["shape"])
 
 
-def _settings(module: torch.nn.Module) -> dict[str, Any]:
-    """The simple settings of one module (in_channels, stride, groups, ...), as exported."""
-    out = {
-        k: v
-        for k, v in vars(module).items()
-        if not k.startswith("_") and k != "training" and _plain(v)
-    }
-    if "bias" in module._parameters:
-        out["bias"] = module._parameters["bias"] is not None
-    return out
+def _dtype(value: dict, where: str) -> torch.dtype:
+    dtype = getattr(torch, str(value["v"]).removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ExportError(f"{where}: unknown dtype {value['v']!r}")
+    return dtype
+
+
+def _set(value: dict, where: str) -> set | frozenset:
+    items = [decode(i, where) for i in value["v"]]
+    return frozenset(items) if value.get("frozen") else set(items)
+
+
+def _frame(value: dict, where: str) -> Any:
+    import pandas as pd  # only when an answer holds one
+
+    split = decode(value["v"], where)
+    return pd.DataFrame(split["data"], index=split["index"], columns=split["columns"])
+
+
+def _series(value: dict, where: str) -> Any:
+    import pandas as pd
+
+    split = decode(value["v"], where)
+    return pd.Series(split["data"], index=split["index"], name=split["name"])
+
+
+# One decoder per tag that `serialize` writes: (tagged dict, where) -> value.
+_DECODERS: dict[str, Callable[[dict, str], Any]] = {
+    serialize.TENSOR: _tensor,
+    serialize.NDARRAY: _ndarray,
+    serialize.NPSCALAR: lambda d, w: np.dtype(d["dtype"]).type(decode(d["v"], w)),
+    serialize.COMPLEX: lambda d, w: complex(*d["v"]),
+    serialize.SIZE: lambda d, w: torch.Size(d["v"]),
+    serialize.DTYPE: _dtype,
+    serialize.DEVICE: lambda d, w: torch.device(d["v"]),
+    serialize.SET: _set,
+    serialize.DICT: lambda d, w: {decode(k, w): decode(i, w) for k, i in d["v"]},
+    serialize.RANGE: lambda d, w: range(*d["v"]),
+    serialize.DATAFRAME: _frame,
+    serialize.SERIES: _series,
+    serialize.MODULE: _module,
+    serialize.UNEXPORTABLE: lambda d, w: Unexportable(str(d.get("type")), str(d.get("error", ""))),
+    serialize.MISSING: lambda d, w: Missing(w),
+}
 
 
 def decode(value: Any, where: str = "value") -> Any:
@@ -318,50 +258,9 @@ def decode(value: Any, where: str = "value") -> Any:
         return tuple(decode(v, where) for v in value)
     if isinstance(value, torch.Tensor):
         return value
-    if type(value) is not dict or "~" not in value:
+    if type(value) is not dict or TAG not in value:
         raise ExportError(f"{where}: unexpected data of type {type(value).__name__}")
-    tag, v = value["~"], value.get("v")
-    if tag == "tensor":
-        return (
-            torch.nn.Parameter(v, requires_grad=v.is_floating_point())
-            if value.get("parameter")
-            else v
-        )
-    if tag == "ndarray":
-        if isinstance(v, torch.Tensor):
-            return v.numpy().astype(value["dtype"], copy=False)
-        return np.array(decode(v, where), dtype=value["dtype"]).reshape(value["shape"])
-    if tag == "npscalar":
-        return np.dtype(value["dtype"]).type(decode(v, where))
-    if tag == "complex":
-        return complex(*v)
-    if tag == "size":
-        return torch.Size(v)
-    if tag == "dtype":
-        dtype = getattr(torch, str(v).removeprefix("torch."), None)
-        if not isinstance(dtype, torch.dtype):
-            raise ExportError(f"{where}: unknown dtype {v!r}")
-        return dtype
-    if tag == "device":
-        return torch.device(v)
-    if tag == "set":
-        items = [decode(i, where) for i in v]
-        return frozenset(items) if value.get("frozen") else set(items)
-    if tag == "dict":
-        return {decode(k, where): decode(i, where) for k, i in v}
-    if tag == "range":
-        return range(*v)
-    if tag in ("dataframe", "series"):
-        import pandas as pd
-
-        split = decode(v, where)
-        if tag == "series":
-            return pd.Series(split["data"], index=split["index"], name=split["name"])
-        return pd.DataFrame(split["data"], index=split["index"], columns=split["columns"])
-    if tag == "module":
-        return _module(value, where)
-    if tag == "unexportable":
-        return Unexportable(str(value.get("type")), str(value.get("error", "")))
-    if tag == "missing":
-        return Missing(where)
-    raise ExportError(f"{where}: unknown exported kind {tag!r}")
+    decoder = _DECODERS.get(value[TAG]) if isinstance(value[TAG], str) else None
+    if decoder is None:
+        raise ExportError(f"{where}: unknown exported kind {value[TAG]!r}")
+    return decoder(value, where)

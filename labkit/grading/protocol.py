@@ -1,4 +1,4 @@
-"""The question protocol: questions read from a solutions notebook, and found again in submissions.
+"""The question protocol: the nbgrader markers, and the questions of a solutions notebook.
 
 A solutions notebook marks each question twice, so that a notebook whose metadata an editor
 dropped or duplicated (VS Code, Colab; nbgrader #981, #1083) still grades:
@@ -12,7 +12,8 @@ dropped or duplicated (VS Code, Colab; nbgrader #981, #1083) still grades:
   ``### END HIDDEN TESTS``.
 
 A code answer with checks is graded automatically; a markdown answer (or a code answer with
-``grade: true`` and no checks) is marked by hand.
+``grade: true`` and no checks) is marked by hand. The markers, region parser and grade_id check
+here serve release too; `labkit.grading.locate` finds the questions again in a submission.
 """
 
 from __future__ import annotations
@@ -20,20 +21,20 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
 
-from labkit.grading.release import (
-    ANSWER_STUB,
-    BEGIN_HIDDEN,
-    BEGIN_SOLUTION,
-    CODE_STUB,
-    END_HIDDEN,
-    END_SOLUTION,
-)
+# The nbgrader markers, each alone on its line (indentation allowed).
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+# What release puts in place of a solution: in code (indented like the marker), in markdown.
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+ANSWER_STUB = "YOUR ANSWER HERE"
 
 _ID = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*"
 ANSWER_CODE = re.compile(rf"^#\s*Answer\s+({_ID})\s*$")
@@ -89,10 +90,12 @@ class LabSpec:
 
     @property
     def auto(self) -> tuple[Question, ...]:
+        """The questions graded by their checks."""
         return tuple(q for q in self.questions if not q.manual)
 
     @property
     def manual(self) -> tuple[Question, ...]:
+        """The questions marked by hand."""
         return tuple(q for q in self.questions if q.manual)
 
     def to_dict(self) -> dict:
@@ -101,6 +104,7 @@ class LabSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> LabSpec:
+        """The spec `to_dict` gave."""
         questions = tuple(
             Question(
                 **{
@@ -142,24 +146,61 @@ def nbgrader_meta(cell: dict) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def regions(lines: Sequence[str], begin: str, end: str, where: str) -> list[tuple[int, int]]:
+    """The `begin`...`end` regions of `lines`: 1-based `(begin line, end line)`, markers included.
+
+    A marker is a line equal to it once stripped (indented markers count). Regions do not nest: a
+    ValueError naming `where` and the line refuses a nested begin, a lone end, an unclosed begin.
+    """
+    found: list[tuple[int, int]] = []
+    opened: int | None = None  # the line of the open region's begin marker
+    for number, line in enumerate(lines, start=1):
+        mark = line.strip()
+        if mark == begin:
+            if opened is not None:
+                raise ValueError(
+                    f"{where}, line {number}: {begin!r} inside another region (opened at line "
+                    f"{opened}); close that one with {end!r} first"
+                )
+            opened = number
+        elif mark == end:
+            if opened is None:
+                raise ValueError(f"{where}, line {number}: {end!r} without {begin!r}; remove it")
+            found.append((opened, number))
+            opened = None
+    if opened is not None:
+        raise ValueError(
+            f"{where}, line {opened}: {begin!r} is never closed by {end!r}; add the end marker"
+        )
+    return found
+
+
 def hidden_line_numbers(source: str, where: str) -> tuple[int, ...]:
     """1-based numbers of the lines inside hidden-tests regions, markers included."""
-    hidden, inside = [], False
-    for number, line in enumerate(source.split("\n"), start=1):
-        mark = line.strip()
-        if mark == BEGIN_HIDDEN:
-            if inside:
-                raise ValueError(f"{where}, line {number}: {BEGIN_HIDDEN!r} inside another region")
-            inside = True
-        if inside:
-            hidden.append(number)
-        if mark == END_HIDDEN:
-            if not inside:
-                raise ValueError(f"{where}, line {number}: {END_HIDDEN!r} without {BEGIN_HIDDEN!r}")
-            inside = False
-    if inside:
-        raise ValueError(f"{where}: {BEGIN_HIDDEN!r} is never closed by {END_HIDDEN!r}")
-    return tuple(hidden)
+    spans = regions(source.split("\n"), BEGIN_HIDDEN, END_HIDDEN, where)
+    return tuple(n for first, last in spans for n in range(first, last + 1))
+
+
+def check_grade_ids(nb: nbformat.NotebookNode, where: str) -> dict[str, int]:
+    """Each graded or answer cell's grade_id -> its cell index (release and parse_solutions).
+
+    A ValueError names a cell without a grade_id, or two cells sharing one.
+    """
+    seen: dict[str, int] = {}
+    for index, cell in enumerate(nb.cells):
+        meta = nbgrader_meta(cell)
+        if not (meta.get("solution") or meta.get("grade")):
+            continue
+        grade_id = meta.get("grade_id")
+        if not grade_id:
+            raise ValueError(f"{where}, cell {index}: nbgrader cell without a grade_id; add one")
+        if grade_id in seen:
+            raise ValueError(
+                f"{where}, cells {seen[grade_id]} and {index} share grade_id {grade_id!r}; "
+                "give each question cell its own id"
+            )
+        seen[grade_id] = index
+    return seen
 
 
 def _unbound_names(tree: ast.AST) -> set[str]:
@@ -221,6 +262,7 @@ def parse_solutions(solutions: Path | str | nbformat.NotebookNode) -> LabSpec:
         nb, source = solutions, "solutions notebook"
     else:
         nb, source = nbformat.read(solutions, as_version=4), str(solutions)
+    check_grade_ids(nb, source)
     answers: dict[str, tuple[str, float, int]] = {}  # grade_id -> (kind, manual points, cell)
     checks: dict[str, list[Check]] = {}
     names: dict[str, list[str]] = {}
@@ -228,12 +270,8 @@ def parse_solutions(solutions: Path | str | nbformat.NotebookNode) -> LabSpec:
         meta, where = nbgrader_meta(cell), f"{source}, cell {index}"
         if not meta or not (meta.get("solution") or meta.get("grade")):
             continue
-        grade_id = meta.get("grade_id")
-        if not grade_id:
-            raise ValueError(f"{where}: nbgrader cell without a grade_id")
+        grade_id = meta["grade_id"]  # there, and unique: check_grade_ids
         if meta.get("solution"):
-            if grade_id in answers:
-                raise ValueError(f"{where}: grade_id {grade_id!r} is used twice")
             kind = "text" if cell.cell_type == "markdown" else "code"
             if marker(cell) != ("answer", grade_id):
                 expected = (
@@ -263,97 +301,3 @@ def parse_solutions(solutions: Path | str | nbformat.NotebookNode) -> LabSpec:
         raise ValueError(f"{source}: no graded questions (see docs/GRADING.md for the protocol)")
     lab = nb.metadata.get("labkit", {}).get("lab") if isinstance(nb.metadata, dict) else None
     return LabSpec(lab=lab, questions=tuple(questions), source=source)
-
-
-@dataclass
-class Located:
-    """Where a submission keeps each question, and which of its cells must never run."""
-
-    answers: dict[str, int | None]  # question grade_id -> cell index (None: not found)
-    skip: set[int] = field(default_factory=set)  # checks cells (the student's copy is untrusted)
-    other_ids: set[str] = field(default_factory=set)  # ids of markers/metadata not in this lab
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def found_any(self) -> bool:
-        return any(i is not None for i in self.answers.values())
-
-
-def _choose(candidates: list[int], with_marker: Iterable[int]) -> int | None:
-    """The cell for one grade_id: the first candidate whose marker agrees, else the first."""
-    with_marker = set(with_marker)
-    return next((i for i in candidates if i in with_marker), candidates[0] if candidates else None)
-
-
-def locate(nb: dict, spec: LabSpec) -> Located:
-    """Find each question's answer cell by metadata grade_id, else by its marker line.
-
-    Duplicated grade_ids (a copied cell) prefer the cell whose marker also matches, else the
-    first. Checks cells, found by metadata, marker, or a hidden-tests region, are listed in
-    `skip`: they are the student's copy, and the grader runs the solutions' checks instead.
-    """
-    cells = nb.get("cells", [])
-    checks_ids = {c.grade_id for q in spec.questions for c in q.checks}
-    wanted = {q.grade_id: ("markdown" if q.kind == "text" else "code") for q in spec.questions}
-    by_meta: dict[str, list[int]] = {}
-    by_marker: dict[str, list[int]] = {}
-    skip, seen_ids = set(), set()
-    for index, cell in enumerate(cells):
-        meta, mark = nbgrader_meta(cell), marker(cell)
-        grade_id = meta.get("grade_id")
-        if isinstance(grade_id, str):
-            seen_ids.add(grade_id)
-        if mark:
-            seen_ids.add(mark[1])
-        if cell.get("cell_type") == "code" and (
-            grade_id in checks_ids
-            or (meta.get("grade") and not meta.get("solution"))
-            or (mark and mark[0] == "checks")
-            or BEGIN_HIDDEN in cell.get("source", "")
-        ):
-            skip.add(index)
-            continue
-        if grade_id in wanted and cell.get("cell_type") == wanted[grade_id]:
-            by_meta.setdefault(grade_id, []).append(index)
-        if mark and mark[0] == "answer" and mark[1] in wanted:
-            by_marker.setdefault(mark[1], []).append(index)
-    answers, notes = {}, []
-    for grade_id in wanted:
-        meta_cells, marker_cells = by_meta.get(grade_id, []), by_marker.get(grade_id, [])
-        chosen = _choose(meta_cells, marker_cells) if meta_cells else _choose(marker_cells, ())
-        if len(meta_cells) > 1:
-            notes.append(
-                f"{grade_id}: {len(meta_cells)} cells share its grade_id; graded cell {chosen + 1}"
-            )
-        answers[grade_id] = chosen
-    other = seen_ids - set(wanted) - checks_ids
-    return Located(answers=answers, skip=skip, other_ids=other, notes=notes)
-
-
-def answer_text(cell: dict) -> str:
-    """A hand-marked answer without its marker line; "" when it is still the release stub."""
-    lines = cell.get("source", "").split("\n")
-    if marker(cell):
-        first = next(i for i, line in enumerate(lines) if line.strip())
-        lines = lines[first + 1 :]
-    text = "\n".join(lines).strip()
-    return "" if text in (ANSWER_STUB, "\n".join(CODE_STUB)) else text
-
-
-def answered_notebook(solutions: Path | str) -> nbformat.NotebookNode:
-    """The released student notebook with the solutions' answers put back in.
-
-    This is a submission that must get full marks: grading it checks a solutions notebook, and
-    it is the starting point of crafted submissions in the tests and the benchmark.
-    """
-    from labkit.grading.release import release_text
-
-    solved = nbformat.read(solutions, as_version=4)
-    released = nbformat.reads(release_text(Path(solutions)), as_version=4)
-    for source, cell in zip(solved.cells, released.cells, strict=True):
-        if nbgrader_meta(source).get("solution"):
-            lines = source.source.split("\n")
-            cell.source = "\n".join(
-                line for line in lines if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION)
-            )
-    return released

@@ -8,6 +8,8 @@ The markers follow nbgrader, so a course that uses nbgrader can take the noteboo
   ``### BEGIN SOLUTION`` and gets ``YOUR ANSWER HERE`` instead of the answer;
 - code between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed;
 - outputs and execution counts are cleared, and so is the saved widget state.
+
+The markers, the region parser and the grade_id check live in `labkit.grading.protocol`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ from pathlib import Path
 
 import nbformat
 
-BEGIN_SOLUTION = "### BEGIN SOLUTION"
-END_SOLUTION = "### END SOLUTION"
-BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
-END_HIDDEN = "### END HIDDEN TESTS"
-CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
-ANSWER_STUB = "YOUR ANSWER HERE"
+from labkit.grading.protocol import (
+    ANSWER_STUB,
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    CODE_STUB,
+    END_HIDDEN,
+    END_SOLUTION,
+    check_grade_ids,
+    nbgrader_meta,
+    regions,
+)
 
 
 def _replace_regions(
@@ -30,31 +37,21 @@ def _replace_regions(
 ) -> list[str]:
     """Replace every begin/end region in `lines` with `stub`, indented like the begin marker."""
     out: list[str] = []
-    inside = False
-    for number, line in enumerate(lines, start=1):
-        marker = line.strip()
-        if marker == begin:
-            if inside:
-                raise ValueError(f"{where}, line {number}: {begin!r} inside another region")
-            inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            out.extend(indent + s for s in stub)
-        elif marker == end:
-            if not inside:
-                raise ValueError(f"{where}, line {number}: {end!r} without {begin!r}")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError(f"{where}: {begin!r} is never closed by {end!r}; add the end marker")
-    return out
+    done = 0  # lines[:done] are handled
+    for first, last in regions(lines, begin, end, where):
+        begin_line = lines[first - 1]
+        indent = begin_line[: len(begin_line) - len(begin_line.lstrip())]
+        out += lines[done : first - 1]
+        out += [indent + s for s in stub]
+        done = last
+    return out + lines[done:]
 
 
 def release_cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
     """The student version of one cell (a modified copy; the input is left as it is)."""
     cell = nbformat.from_dict(dict(cell))
     lines = cell.source.split("\n")
-    is_answer = cell.get("metadata", {}).get("nbgrader", {}).get("solution", False)
+    is_answer = nbgrader_meta(cell).get("solution", False)
     if cell.cell_type == "code":
         lines = _replace_regions(lines, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB, where)
         lines = _replace_regions(lines, BEGIN_HIDDEN, END_HIDDEN, [], where)
@@ -69,28 +66,10 @@ def release_cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNo
     return cell
 
 
-def _check_grade_ids(nb: nbformat.NotebookNode, where: str) -> None:
-    """Every graded or answer cell has a grade_id, and no two cells share one."""
-    seen: dict[str, int] = {}
-    for index, cell in enumerate(nb.cells):
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if not meta or not (meta.get("solution") or meta.get("grade")):
-            continue
-        grade_id = meta.get("grade_id")
-        if not grade_id:
-            raise ValueError(f"{where}, cell {index}: nbgrader cell without a grade_id")
-        if grade_id in seen:
-            raise ValueError(
-                f"{where}, cells {seen[grade_id]} and {index} share grade_id {grade_id!r}; "
-                "give each question cell its own id"
-            )
-        seen[grade_id] = index
-
-
 def release_text(solution: Path) -> str:
     """The student notebook released from `solution`, as the text it is written with."""
     nb = nbformat.read(solution, as_version=4)
-    _check_grade_ids(nb, str(solution))
+    check_grade_ids(nb, str(solution))
     nb.cells = [release_cell(c, f"{solution}, cell {i}") for i, c in enumerate(nb.cells)]
     nb.metadata.pop("widgets", None)  # saved widget state belongs to the cleared outputs
     return nbformat.writes(nb) + "\n"

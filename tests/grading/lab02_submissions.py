@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from answered import answered_notebook
 
-from labkit.grading.protocol import answered_notebook, marker, parse_solutions
+from labkit.grading.protocol import marker, parse_solutions
+from labkit.grading.sandbox import find_sandbox
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb"
 Q1, Q2, TEXT = "q1_densenet_layers", "q2_resnext", "q2_analysis"
@@ -135,7 +137,10 @@ def craft(folder: Path) -> list[Case]:
     )
     _write(_insert_after(fresh(), Q1, vandal), vandal_dir / "02_densenet_resnext.ipynb")
     (vandal_dir / "notes.txt").write_text("my notes\n")
-    cases.append(Case("file_vandal", full, "restored a modified original"))
+    # in the sandbox its originals are out of reach (its writes fail); without one they are
+    # restored after it ran
+    touched = "ok" if find_sandbox("auto").active else "restored a modified original"
+    cases.append(Case("file_vandal", full, touched))
     # wrong q1 with every check function faked in the kernel: the grader's checks are not
     add(
         "monkeypatch",

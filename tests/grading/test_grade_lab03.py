@@ -11,9 +11,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from answered import answered_notebook
 
 from labkit.grading.grade import grade_folder
-from labkit.grading.protocol import answered_notebook, marker
+from labkit.grading.protocol import marker
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb"
 Q3, Q4, Q5 = "q3_chosen", "q4_centres", "q5_nearest"

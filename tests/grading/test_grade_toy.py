@@ -11,7 +11,8 @@ import pytest
 import toylab
 
 from labkit.cli import main
-from labkit.grading.grade import GradingRun, grade_folder, grade_submission
+from labkit.grading.grade import grade_folder, grade_submission
+from labkit.grading.gradebook import GradingRun
 
 pytestmark = pytest.mark.notebook
 

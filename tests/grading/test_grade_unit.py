@@ -10,13 +10,10 @@ import toylab
 
 from labkit.grading.checks import run_checks
 from labkit.grading.export import Missing
-from labkit.grading.grade import (
-    GradingRun,
-    QuestionResult,
-    SubmissionResult,
-    merge_manual_marks,
-)
+from labkit.grading.gradebook import GradingRun
+from labkit.grading.marks import merge_manual_marks
 from labkit.grading.protocol import Check, Question, parse_solutions
+from labkit.grading.results import QuestionResult, SubmissionResult
 from labkit.models import densenet_bc
 
 
@@ -75,7 +72,7 @@ def test_checks_cells_are_all_or_nothing_and_add_up() -> None:
 
 
 def _run(spec) -> GradingRun:
-    def result(student: str, q1: float, status: str = "ok") -> SubmissionResult:
+    def result(student: str, q1: float) -> SubmissionResult:
         questions = [
             QuestionResult("q1_numbers", q1, 1.0, "" if q1 else "a hidden check failed"),
             QuestionResult("q2_model", 2.0, 2.0),
@@ -84,8 +81,7 @@ def _run(spec) -> GradingRun:
         return SubmissionResult(
             student,
             f"{student}.ipynb",
-            status,
-            questions,
+            questions=questions,
             answers={"q3_text": f"{student} says why"},
         )
 

@@ -1,4 +1,4 @@
-"""The question protocol: parsing a solutions notebook, finding questions in edited notebooks."""
+"""The question protocol: markers, regions, grade_ids, parsing a solutions notebook, locating."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ from pathlib import Path
 import nbformat
 import pytest
 import toylab
+from answered import answered_notebook
 
+from labkit.grading.locate import answer_text, locate
 from labkit.grading.protocol import (
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    END_HIDDEN,
+    END_SOLUTION,
     LabSpec,
-    answer_text,
-    answered_notebook,
-    locate,
+    check_grade_ids,
+    hidden_line_numbers,
     marker,
     parse_solutions,
+    regions,
 )
+from labkit.grading.release import release_text
 
 
 def test_parse_toy_solutions(tmp_path: Path) -> None:
@@ -116,3 +123,93 @@ def test_answered_notebook_puts_the_answers_back(tmp_path: Path) -> None:
     assert "total = sum(range(5))" in nb.cells[2].source
     assert "BEGIN SOLUTION" not in nb.cells[2].source
     assert "SECRET_HIDDEN_LINE" not in nb.cells[3].source
+
+
+def test_regions_finds_several_and_indented_regions() -> None:
+    lines = [
+        "x = 1",
+        BEGIN_SOLUTION,
+        "y = 2",
+        END_SOLUTION,
+        "def f():",
+        f"    {BEGIN_SOLUTION}  ",  # indented, trailing blanks: still a marker
+        "    return 3",
+        f"    {END_SOLUTION}",
+        f"# {BEGIN_SOLUTION} in a comment is no marker",
+    ]
+    assert regions(lines, BEGIN_SOLUTION, END_SOLUTION, "cell 1") == [(2, 4), (6, 8)]
+    assert regions(["x = 1"], BEGIN_SOLUTION, END_SOLUTION, "cell 1") == []
+    assert regions(lines, BEGIN_HIDDEN, END_HIDDEN, "cell 1") == []  # other markers ignored
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ([BEGIN_HIDDEN, "x", BEGIN_HIDDEN, END_HIDDEN], r"line 3: .* inside another region"),
+        (["x", END_HIDDEN], r"line 2: '### END HIDDEN TESTS' without '### BEGIN HIDDEN TESTS'"),
+        (["x", f"  {BEGIN_HIDDEN}", "y"], r"line 2: .* never closed .*add the end marker"),
+        ([BEGIN_HIDDEN, END_HIDDEN, END_HIDDEN], r"line 3: .* without"),
+    ],
+)
+def test_regions_refuses_broken_markers_naming_the_place(lines: list[str], error: str) -> None:
+    with pytest.raises(ValueError, match=error) as info:
+        regions(lines, BEGIN_HIDDEN, END_HIDDEN, "lab.ipynb, cell 4")
+    assert str(info.value).startswith("lab.ipynb, cell 4, line ")
+
+
+def test_hidden_line_numbers_cover_each_region_with_its_markers() -> None:
+    source = "\n".join(
+        ["a", BEGIN_HIDDEN, "b", END_HIDDEN, "c", f"    {BEGIN_HIDDEN}", "d", f"    {END_HIDDEN}"]
+    )
+    assert hidden_line_numbers(source, "cell 1") == (2, 3, 4, 6, 7, 8)
+    with pytest.raises(ValueError, match="cell 1, line 1: .* never closed"):
+        hidden_line_numbers(BEGIN_HIDDEN, "cell 1")
+
+
+def test_release_and_parse_solutions_refuse_a_hidden_region_alike(tmp_path: Path) -> None:
+    nb = toylab.solutions_notebook()
+    nb.cells[3].source = nb.cells[3].source.replace(END_HIDDEN, "")  # unclosed, in a checks cell
+    path = toylab.write(nb, tmp_path / "99_toy.ipynb")
+    for read in (release_text, parse_solutions):
+        with pytest.raises(ValueError, match=r"99_toy.ipynb, cell 3, line 3: .* never closed"):
+            read(path)
+
+
+def test_check_grade_ids_maps_graded_cells() -> None:
+    ids = check_grade_ids(toylab.solutions_notebook(), "toy")
+    assert ids == {
+        "q1_numbers": 2,
+        "q1_numbers_test": 3,
+        "q2_model": 5,
+        "q2_model_test": 6,
+        "q3_text": 7,
+    }
+
+
+@pytest.mark.parametrize(
+    ("cell", "grade_id", "error"),
+    [
+        (3, "", "99_toy.ipynb, cell 3: nbgrader cell without a grade_id"),
+        (5, "q1_numbers", "99_toy.ipynb, cells 2 and 5 share grade_id 'q1_numbers'"),
+        (6, "q2_model", "99_toy.ipynb, cells 5 and 6 share grade_id 'q2_model'"),  # answer, checks
+    ],
+)
+def test_release_and_parse_solutions_share_the_grade_id_check(
+    tmp_path: Path, cell: int, grade_id: str, error: str
+) -> None:
+    nb = toylab.solutions_notebook()
+    nb.cells[cell].metadata["nbgrader"]["grade_id"] = grade_id
+    path = toylab.write(nb, tmp_path / "99_toy.ipynb")
+    for check in (
+        lambda: check_grade_ids(nb, str(path)),
+        lambda: release_text(path),
+        lambda: parse_solutions(path),
+    ):
+        with pytest.raises(ValueError, match=error):
+            check()
+
+
+def test_answered_notebook_keeps_what_surrounds_the_solution_markers(tmp_path: Path) -> None:
+    nb = answered_notebook(toylab.write_solutions(tmp_path))
+    assert nb.cells[2].source.startswith("# Answer q1_numbers\n")
+    assert END_SOLUTION not in nb.cells[7].source and "Because." in nb.cells[7].source

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-
-from labkit.grading.protocol import answered_notebook
+from answered import answered_notebook
 
 LAB = "99_toy"
 
