@@ -7,6 +7,7 @@ import copy
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -68,6 +69,11 @@ with socket.create_connection(("127.0.0.1", {port}), timeout=5) as connection:
     connection.sendall(b"answers please")
 """
 
+VANDAL = """
+import pathlib
+pathlib.Path({original!r}).write_text("overwritten")
+"""
+
 SPAWNER = """
 import subprocess
 subprocess.Popen(["sleep", "{seconds}"], start_new_session=True)
@@ -107,14 +113,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     port = server.getsockname()[1]
     toylab.write(_with_cell(right, CALLER.format(port=port)), subs / "caller.ipynb")
     toylab.write(_with_cell(right, SPAWNER.format(seconds=seconds)), subs / "spawner.ipynb")
+    vandal = subs / "vandal.ipynb"
+    toylab.write(_with_cell(right, VANDAL.format(original=str(vandal))), vandal)
     yield solutions, subs, server, seconds
     server.close()
     for process in _sleepers(seconds):
         process.kill()
 
 
-def _grade(lab, sandbox: str) -> tuple[dict, list[bytes], list[psutil.Process]]:
-    """Grade the lab's folder; points per student, what the server received, leftovers."""
+@dataclass
+class Found:
+    """What grading the lab's folder gave: points and statuses per student, what the
+    grader's server received, processes left behind."""
+
+    points: dict[str, tuple[float, float]]
+    statuses: dict[str, str]
+    sandbox: str
+    warnings: list[str]
+    received: list[bytes]
+    leftovers: list[psutil.Process]
+
+
+def _grade(lab, sandbox: str) -> Found:
+    """Grade the lab's folder in `sandbox` mode."""
     solutions, subs, server, seconds = lab
     received: list[bytes] = []
     stop = threading.Event()
@@ -139,37 +160,38 @@ def _grade(lab, sandbox: str) -> tuple[dict, list[bytes], list[psutil.Process]]:
     leftovers = _sleepers(seconds)
     for process in leftovers:
         process.kill()
-    return (
-        {"points": points, "sandbox": run.results[0].sandbox, "warnings": run.warnings},
-        (received),
-        leftovers,
-    )
+    vandal = nbformat.read(subs / "vandal.ipynb", as_version=4)
+    assert "overwritten" not in vandal.cells[2].source[:20]  # intact, or restored
+    statuses = dict(book["status"])
+    return Found(points, statuses, run.results[0].sandbox, run.warnings, received, leftovers)
 
 
 @needs_bwrap
 def test_student_code_in_the_sandbox_gets_nothing_out(lab) -> None:
-    found, received, leftovers = _grade(lab, "bwrap")
-    assert found["sandbox"] == "bwrap" and not found["warnings"]
-    points = found["points"]
+    found = _grade(lab, "bwrap")
+    assert found.sandbox == "bwrap" and not found.warnings
+    points = found.points
     assert points["alice"] == (1.0, 2.0)
     # graded as if the cheating cell had done nothing: the stubs get nothing
     assert points["seeker"] == (0.0, 0.0), "the solutions notebook was readable"
     assert points["peeker"] == (0.0, 0.0), "another student's notebook was readable"
     # the cell that called out or spawned a process failed or was killed; its answers count
     assert points["caller"] == (1.0, 2.0) and points["spawner"] == (1.0, 2.0)
-    assert received == [], "a kernel reached the grader's network"
-    assert leftovers == [], "a kernel's process outlived the grading"
+    assert found.received == [], "a kernel reached the grader's network"
+    assert found.leftovers == [], "a kernel's process outlived the grading"
+    # its write to its original by absolute path failed: nothing to restore
+    assert found.statuses["vandal"] == "ok" and points["vandal"] == (1.0, 2.0)
 
 
 @needs_bwrap
 def test_the_same_submissions_without_a_sandbox_get_out(lab) -> None:
     """The control: each attack works when nothing isolates the kernel (so the test is real)."""
-    found, received, leftovers = _grade(lab, "none")
-    assert found["sandbox"].startswith("none") and "no sandbox" in found["warnings"][0]
-    points = found["points"]
-    assert points["seeker"] == (1.0, 2.0) and points["peeker"] == (1.0, 2.0)
-    assert received == [b"answers please"]
-    assert len(leftovers) == 1
+    found = _grade(lab, "none")
+    assert found.sandbox.startswith("none") and "no sandbox" in found.warnings[0]
+    assert found.points["seeker"] == (1.0, 2.0) and found.points["peeker"] == (1.0, 2.0)
+    assert found.received == [b"answers please"]
+    assert len(found.leftovers) == 1
+    assert found.statuses["vandal"] == "restored a modified original"
 
 
 def test_sandbox_leaves_out_folders_that_hold_hidden_paths(tmp_path: Path) -> None:
