@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from labkit.config import data_root, shown_path
-from labkit.data.digits import write_builtin_digits
+from labkit.data.builtin import BUILTIN_WRITERS
 from labkit.data.folders import REBUILD_MNIST, read_image_folder
 from labkit.data.layout import validate_split_csv
 from labkit.data.tensor_dataset import TensorImageDataset
@@ -84,7 +84,7 @@ def load_digits_data(
         folder, source, remedy = mnist, MNIST_SOURCE, REBUILD_MNIST
         detail = f"at {shown_path(mnist)}"
     else:
-        folder = write_builtin_digits(base / "builtin" / "digits")
+        folder = BUILTIN_WRITERS["digits"](base / "builtin" / "digits")
         source, detail = BUILTIN_SOURCE, f"(scikit-learn scans; {why_not})"
         remedy = f"delete {folder} and it is written again from scikit-learn's digits"
     caps = {"train": train_per_class, "test": test_per_class}

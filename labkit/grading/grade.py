@@ -22,9 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from labkit.config import data_root
+from labkit.data.builtin import write_builtin_data
 from labkit.grading.grade_one import Context, GradeSettings, grade_entry
 from labkit.grading.gradebook import GradingRun
 from labkit.grading.protocol import parse_solutions
@@ -39,8 +42,8 @@ __all__ = ["GradeSettings", "grade_folder", "grade_submission"]
 def _budgets(ctx: Context) -> tuple[dict[str, float], list[str]]:
     """Each question's time budget from a run of the solutions notebook, and warnings."""
     entries, _ = read_entries([ctx.solutions])
-    uncapped = GradeSettings(**{**vars(ctx.settings), "cell_timeout": None})
-    result, timings = grade_entry(Context(**{**vars(ctx), "settings": uncapped}), entries[0])
+    uncapped = replace(ctx, settings=replace(ctx.settings, cell_timeout=None), budgets=None)
+    result, timings = grade_entry(uncapped, entries[0])
     if result.outcomes:
         raise ValueError(
             f"{ctx.solutions} did not run cleanly to time its questions ({result.status}); "
@@ -102,10 +105,15 @@ def _grade_items(
                 o.owner_note for o in originals if o.owner == owner and o.owner_note
             ]
 
+    if sandbox.active:  # the sandbox shares the data folder read-only: write it first
+        try:
+            write_builtin_data(data_root())
+        except OSError as error:
+            warnings.append(f"could not write the built-in data in {data_root()}: {error}")
     try:
         if settings.cell_timeout is None:
             budgets, found = _budgets(ctx)
-            ctx = Context(**{**vars(ctx), "budgets": budgets})
+            ctx = replace(ctx, budgets=budgets)
             warnings += found
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {pool.submit(grade_entry, ctx, e): e for e in entries}

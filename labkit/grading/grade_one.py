@@ -26,6 +26,7 @@ from labkit.grading.submissions import Entry, pick_notebook, read_notebook
 from labkit.grading.tally import tally
 from labkit.grading.worker_process import WorkerProcess, labkit_parent, python_path
 
+PASSED_ON = ("PATH", "LANG", "LANGUAGE", "TZ", "CUDA_VISIBLE_DEVICES")  # from the grader's env
 GRACE_S = 120.0  # past the total time-out, how long a worker may take to wrap up before the kill
 
 
@@ -65,7 +66,9 @@ class Context:
 
 
 def _kernel_env(scratch: Path, settings: GradeSettings) -> dict[str, str]:
-    env = dict(os.environ)
+    """The kernel's environment: none of the grader's own variables (tokens, paths) but the
+    locale, PATH and the GPU choice, then labkit's."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ON or k.startswith("LC_")}
     threads = str(settings.threads)
     env.update(
         LABKIT_PROFILE=settings.profile,

@@ -90,8 +90,10 @@ def is_memory_error(ename: str, evalue: str) -> bool:
     )
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and everything under it (0 when it is gone)."""
+def tree_rss_bytes(pid: int | None) -> int:
+    """Resident memory of a process and everything under it (0 when it is gone or None)."""
+    if pid is None:
+        return 0
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]

@@ -32,21 +32,6 @@ class Status(Enum):
     GRADER_ERROR = "grader error: {detail}"
     RESTORED = "restored a modified original"
 
-    @property
-    def stops_kernel_work(self) -> bool:
-        """A status after which no more of the submission runs."""
-        return self in _STOPPING
-
-
-_STOPPING = {
-    Status.TOTAL_TIMEOUT,
-    Status.KERNEL_START_FAILED,
-    Status.KERNEL_RESTART_FAILED,
-    Status.REPLAY_FAILED,
-    Status.GAVE_UP,
-    Status.GRADER_ERROR,
-}
-
 
 @dataclass(frozen=True)
 class Outcome:
