@@ -79,69 +79,102 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 
+def _grade_paths_problem(args: argparse.Namespace) -> str:
+    """Why `labkit grade`'s paths cannot work ("" when they can), before anything runs."""
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out} is a file: pass a folder for the gradebook and feedback"
+    if args.submissions.is_dir() and args.out.resolve().is_relative_to(args.submissions.resolve()):
+        return (
+            f"--out {args.out} is inside the submissions folder, where it would be graded as "
+            "a student next time: pass a folder outside it"
+        )
+    return ""
+
+
+def _grade_fresh(args: argparse.Namespace):
+    """Grade the submissions folder, printing what isolates the kernels and each result."""
+    from labkit.grading.grade import grade_folder, read_solutions
+    from labkit.grading.sandbox import find_sandbox
+
+    read_solutions(args.solutions)  # a wrong path stops here, before anything is printed
+    sandbox = find_sandbox(args.sandbox)
+    isolation = (
+        f"in the {sandbox.name} sandbox"
+        if sandbox.active
+        else f"WITHOUT a sandbox ({sandbox.reason}): student code can read this "
+        "machine's files, see docs/GRADING.md"
+    )
+    print(f"grading {args.submissions} with {args.workers} worker(s) {isolation}")
+    per_cell = (
+        "each question's time budget from a timed run of the solutions notebook"
+        if args.cell_timeout is None
+        else f"{args.cell_timeout:g} s per cell"
+    )
+    print(
+        f"limits: {per_cell}, {args.timeout:g} s per submission, "
+        f"{args.memory_limit:g} GiB per kernel",
+        flush=True,
+    )
+    return grade_folder(
+        args.solutions,
+        args.submissions,
+        None,
+        workers=args.workers,
+        cell_timeout=args.cell_timeout,
+        total_timeout=args.timeout,
+        memory_limit=args.memory_limit,
+        profile=args.profile,
+        run_all=args.run_all,
+        sandbox=args.sandbox,
+        on_result=lambda r: print(
+            f"  {r.student}: {r.total:g} / {r.max_points:g} ({r.status}, {r.seconds:.0f} s)",
+            flush=True,
+        ),
+    )
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade a folder of submissions (or, with --manual and an earlier run in --out, only merge)."""
-    from labkit.grading.grade import grade_folder
     from labkit.grading.gradebook import GradingRun
     from labkit.grading.protocol import parse_solutions
-    from labkit.grading.sandbox import SandboxError, find_sandbox
+    from labkit.grading.sandbox import SandboxError
 
+    problem = _grade_paths_problem(args)
+    if problem:
+        print(f"labkit grade: {problem}")
+        return 2
     earlier = args.out / "results.json"
+    merging = bool(args.manual) and earlier.is_file()
     try:
-        if args.manual and earlier.is_file():
+        if merging:
             run = GradingRun.load(args.out)
             if run.spec.lab != parse_solutions(args.solutions).lab:
                 print(f"{earlier} grades another lab than {args.solutions}; use another --out")
                 return 2
             print(f"merging {args.manual} into the run in {args.out} (nothing is run again)")
         else:
-            sandbox = find_sandbox(args.sandbox)
-            isolation = (
-                f"in the {sandbox.name} sandbox"
-                if sandbox.active
-                else f"WITHOUT a sandbox ({sandbox.reason}): student code can read this "
-                "machine's files, see docs/GRADING.md"
-            )
-            print(f"grading {args.submissions} with {args.workers} worker(s) {isolation}")
-            if args.cell_timeout is None:
-                print("timing the solutions notebook for each question's time budget ...")
-            run = grade_folder(
-                args.solutions,
-                args.submissions,
-                None,
-                workers=args.workers,
-                cell_timeout=args.cell_timeout,
-                total_timeout=args.timeout,
-                memory_limit=args.memory_limit,
-                profile=args.profile,
-                run_all=args.run_all,
-                sandbox=args.sandbox,
-                on_result=lambda r: print(
-                    f"  {r.student}: {r.total:g} / {r.max_points:g} ({r.status}, "
-                    f"{r.seconds:.0f} s)",
-                    flush=True,
-                ),
-            )
+            run = _grade_fresh(args)
         if args.manual:
             run.merge_manual(args.manual)
-    except (ValueError, FileNotFoundError, NotADirectoryError, SandboxError) as error:
+    except (ValueError, OSError, SandboxError) as error:
         print(f"labkit grade: {error}")
         return 2
     run.write(args.out)
     book = run.gradebook.drop(columns=["file", "seconds"])
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         print(book.to_string(index=False))
-    if run.budgets:
-        shown = ", ".join(
-            f"{q or 'after the last answer'} {s:.0f} s" for q, s in run.budgets.items()
-        )
+    if run.budgets and not merging:
+        budgets = run.budgets.items()
+        shown = ", ".join(f"{q or 'after the last answer'} {s:.0f} s" for q, s in budgets)
         print(f"time budgets: {shown}")
     for warning in run.warnings:
         print(f"warning: {warning}")
-    print(
-        f"{len(book)} submission(s) in {run.seconds:.0f} s; gradebook, feedback/ and answers in "
-        f"{args.out}"
+    done = (
+        f"hand marks merged for {len(book)} submission(s)"
+        if merging
+        else f"{len(book)} submission(s) in {run.seconds:.0f} s"
     )
+    print(f"{done}; gradebook, feedback/ and answers in {args.out}")
     return 0
 
 
@@ -180,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=_repo_path("build") / "grade",
         help="folder for the gradebook, feedback and answers (default: build/grade)",
     )
-    grade.add_argument("--workers", type=int, default=2, help="submissions graded at once")
+    grade.add_argument(
+        "--workers", type=int, default=2, help="submissions graded at once (default: 2)"
+    )
     grade.add_argument(
         "--cell-timeout",
         type=float,
@@ -193,8 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="isolate student code with bubblewrap: auto (where it works), bwrap (required), none",
     )
-    grade.add_argument("--timeout", type=float, default=3600.0, help="seconds per submission")
-    grade.add_argument("--memory-limit", type=float, default=6.0, help="GiB per kernel")
+    grade.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds per submission (default: 3600)"
+    )
+    grade.add_argument(
+        "--memory-limit", type=float, default=6.0, help="GiB per kernel (default: 6)"
+    )
     grade.add_argument(
         "--profile",
         choices=PROFILE_NAMES,

@@ -39,3 +39,12 @@ def test_keeps_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="interrupted"):
         write_atomic(target, half)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_new_file_gets_the_usual_mode_not_mkstemps(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "gradebook.csv", "student\n")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

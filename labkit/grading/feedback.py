@@ -15,8 +15,8 @@ from labkit.grading.results import QuestionResult, SubmissionResult
 def _question_text(q: QuestionResult) -> str:
     if not q.manual:
         return q.message or "All checks passed."
-    if q.comment:
-        return q.comment
+    if q.comment or q.message:  # a hand marker's comment, or why it could not be marked
+        return q.comment or q.message
     return "Marked by hand." if q.points is not None else "Marked by hand; not marked yet."
 
 

@@ -30,7 +30,7 @@ from labkit.config import data_root
 from labkit.data.builtin import write_builtin_data
 from labkit.grading.grade_one import Context, GradeSettings, grade_entry
 from labkit.grading.gradebook import GradingRun
-from labkit.grading.protocol import parse_solutions
+from labkit.grading.protocol import BEGIN_SOLUTION, LabSpec, parse_solutions
 from labkit.grading.results import QuestionResult, Status, SubmissionResult
 from labkit.grading.sandbox import find_sandbox
 from labkit.grading.submissions import read_entries, verify
@@ -62,6 +62,27 @@ def _budgets(ctx: Context) -> tuple[dict[str, float], list[str]]:
     return budgets, [] if full else warnings
 
 
+def read_solutions(solutions: Path) -> LabSpec:
+    """The questions of a solutions notebook, refusing what cannot be one.
+
+    Raises:
+        FileNotFoundError: `solutions` is not a file. ValueError: it breaks the protocol, or it
+        has no solution region (a released student notebook, whose hidden checks are gone).
+    """
+    if not solutions.is_file():
+        raise FileNotFoundError(
+            f"{solutions} is not a notebook file: pass the lab's solutions notebook, e.g. "
+            "solutions/02_densenet_resnext.ipynb"
+        )
+    spec = parse_solutions(solutions)
+    if spec.auto and BEGIN_SOLUTION not in solutions.read_text(encoding="utf-8"):
+        raise ValueError(
+            f"{solutions} has no {BEGIN_SOLUTION!r} region: it looks like a released student "
+            "notebook, whose hidden checks are gone; grade with the solutions notebook"
+        )
+    return spec
+
+
 def _grade_items(
     solutions: Path,
     items: list[Path],
@@ -72,7 +93,7 @@ def _grade_items(
     on_result: Callable[[SubmissionResult], None] | None,
 ) -> GradingRun:
     start = time.perf_counter()
-    spec = parse_solutions(solutions)
+    spec = read_solutions(solutions)
     sandbox = find_sandbox(settings.sandbox)
     entries, originals = read_entries(items)
     before = set(folder.rglob("*"))
@@ -142,6 +163,10 @@ def _grade_items(
     restored(touched)
     new = sorted(str(p) for p in set(folder.rglob("*")) - before)
     warnings += [f"files appeared in {folder} during grading: {new}"] if new else []
+    if results and all(Status.OTHER_LAB in r for r in results.values()):
+        warnings.append(
+            f"every submission is another lab's notebook: is {solutions} the right lab?"
+        )
     ordered = [results[e.student] for e in entries]
     return GradingRun(spec, ordered, time.perf_counter() - start, warnings, ctx.budgets)
 
@@ -175,7 +200,10 @@ def grade_folder(
     """
     submissions = Path(submissions)
     if not submissions.is_dir():
-        raise NotADirectoryError(f"{submissions} is not a folder of submissions")
+        raise NotADirectoryError(
+            f"{submissions} is not a folder of submissions: pass the folder that holds one "
+            "notebook or one folder per student (grade_submission grades a single notebook)"
+        )
     items = sorted(submissions.iterdir(), key=lambda p: p.name)
     settings.setdefault("threads", max(1, (os.cpu_count() or 1) // max(1, workers)))
     run = _grade_items(

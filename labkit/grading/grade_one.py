@@ -153,18 +153,19 @@ def grade_entry(ctx: Context, entry: Entry) -> tuple[SubmissionResult, dict[str,
             (workdir / rel).write_bytes(data)
         (scratch / "home").mkdir()
         readable = readable_paths([labkit_parent() / "labkit", data_root()])
+        kernel_dir = (workdir / result.notebook).parent  # the notebook's own folder
         job = Job(
             id=0,
             spec=ctx.spec,
             notebook=_sources_only(nb),
             scratch=str(scratch),
-            workdir=str((workdir / result.notebook).parent),
+            workdir=str(kernel_dir),
             env=_kernel_env(scratch, settings),
             limits=Limits(
                 settings.total_timeout, settings.memory_bytes, settings.cell_timeout, ctx.budgets
             ),
             run_all=settings.run_all,
-            sandbox_argv=ctx.sandbox.argv(scratch, readable, ctx.hidden),
+            sandbox_argv=ctx.sandbox.argv(scratch, readable, ctx.hidden, kernel_dir),
         )
         events, stopped = ctx.worker().grade(job, settings.total_timeout + GRACE_S)
     finally:

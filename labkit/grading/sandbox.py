@@ -61,10 +61,15 @@ class Sandbox:
         return self.name if self.active else f"none: {self.reason}"
 
     def argv(
-        self, scratch: Path, readable: Iterable[Path], hidden: Iterable[Path] = ()
+        self,
+        scratch: Path,
+        readable: Iterable[Path],
+        hidden: Iterable[Path] = (),
+        workdir: Path | None = None,
     ) -> tuple[str, ...]:
         """The command that runs a program in the sandbox: put it before the program's argv.
 
+        The program starts in `workdir` (default `scratch`), which must lie inside `scratch`.
         `scratch` is bound writable; each of `readable` read-only, unless it holds one of
         `hidden` (the solutions, the submissions, the grader's own folder): such a folder is
         left out, so a checkout that keeps its virtual environment next to `solutions/` shares
@@ -89,7 +94,10 @@ class Sandbox:
             if path.exists():
                 argv += ["--ro-bind", str(path), str(path)]
         scratch = Path(scratch).resolve()
-        argv += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch), "--"]
+        workdir = Path(workdir).resolve() if workdir is not None else scratch
+        if not workdir.is_relative_to(scratch):
+            raise ValueError(f"the working folder {workdir} is not inside {scratch}")
+        argv += ["--bind", str(scratch), str(scratch), "--chdir", str(workdir), "--"]
         return tuple(argv)
 
 

@@ -113,6 +113,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     port = server.getsockname()[1]
     toylab.write(_with_cell(right, CALLER.format(port=port)), subs / "caller.ipynb")
     toylab.write(_with_cell(right, SPAWNER.format(seconds=seconds)), subs / "spawner.ipynb")
+    # a folder: its answer reads a file beside the notebook, so it must start in that folder
+    reads = toylab.set_answer(
+        copy.deepcopy(right),
+        "q1_numbers",
+        "squares = [i * i for i in range(5)]\ntotal = int(open('total.txt').read())",
+    )
+    toylab.write(reads, subs / "frank" / "lab.ipynb")
+    (subs / "frank" / "total.txt").write_text("10\n")
     vandal = subs / "vandal.ipynb"
     toylab.write(_with_cell(right, VANDAL.format(original=str(vandal))), vandal)
     yield solutions, subs, server, seconds
@@ -171,7 +179,7 @@ def test_student_code_in_the_sandbox_gets_nothing_out(lab) -> None:
     found = _grade(lab, "bwrap")
     assert found.sandbox == "bwrap" and not found.warnings
     points = found.points
-    assert points["alice"] == (1.0, 2.0)
+    assert points["alice"] == (1.0, 2.0) and points["frank"] == (1.0, 2.0)
     # graded as if the cheating cell had done nothing: the stubs get nothing
     assert points["seeker"] == (0.0, 0.0), "the solutions notebook was readable"
     assert points["peeker"] == (0.0, 0.0), "another student's notebook was readable"
@@ -192,6 +200,7 @@ def test_the_same_submissions_without_a_sandbox_get_out(lab) -> None:
     assert found.received == [b"answers please"]
     assert len(found.leftovers) == 1
     assert found.statuses["vandal"] == "restored a modified original"
+    assert found.points["frank"] == (1.0, 2.0)
 
 
 def test_sandbox_leaves_out_folders_that_hold_hidden_paths(tmp_path: Path) -> None:
