@@ -7,7 +7,14 @@ The markers follow nbgrader, so a course that uses nbgrader can take the noteboo
 - a markdown answer cell (``metadata.nbgrader.solution`` true) keeps what stands before
   ``### BEGIN SOLUTION`` and gets ``YOUR ANSWER HERE`` instead of the answer;
 - code between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed;
-- outputs and execution counts are cleared, and so is the saved widget state.
+- outputs, execution counts and execution timestamps are cleared, and so is the saved widget
+  state;
+- an answer cell keeps nothing but its stub source and its nbgrader metadata (no attachment,
+  no other metadata), and a code answer cell without a solution region is refused: releasing
+  it would hand out its answer.
+
+`check_release` also fails when a line of a solution region appears anywhere in a released
+notebook (an answer repeated in a demo cell or in prose).
 
 The markers, the region parser and the grade_id check live in `labkit.grading.protocol`.
 """
@@ -48,10 +55,23 @@ def _replace_regions(
 
 
 def release_cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
-    """The student version of one cell (a modified copy; the input is left as it is)."""
+    """The student version of one cell (a modified copy; the input is left as it is).
+
+    Raises ValueError for a code answer cell without a solution region (naming its grade_id).
+    """
     cell = nbformat.from_dict(dict(cell))
     lines = cell.source.split("\n")
-    is_answer = nbgrader_meta(cell).get("solution", False)
+    meta = nbgrader_meta(cell)
+    is_answer = bool(meta.get("solution", False))
+    cell.metadata.pop("execution", None)  # when the solutions ran: not the student's business
+    if is_answer:
+        cell.pop("attachments", None)
+        cell.metadata = nbformat.from_dict({"nbgrader": meta})
+        if cell.cell_type == "code" and not regions(lines, BEGIN_SOLUTION, END_SOLUTION, where):
+            raise ValueError(
+                f"{where}: answer cell {meta.get('grade_id')!r} has no {BEGIN_SOLUTION!r} ... "
+                f"{END_SOLUTION!r} region, so its answer would be released; mark the answer"
+            )
     if cell.cell_type == "code":
         lines = _replace_regions(lines, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB, where)
         lines = _replace_regions(lines, BEGIN_HIDDEN, END_HIDDEN, [], where)
@@ -98,18 +118,51 @@ def release_all(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
     ]
 
 
+MIN_LEAK_CHARS = 12  # shorter solution lines (`)`, `return x`) may stand anywhere
+
+
+def solution_lines(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Each distinctive line inside a solution region -> the grade_id of its answer cell."""
+    found = {}
+    for index, cell in enumerate(nb.cells):
+        lines = cell.source.split("\n")
+        for first, last in regions(lines, BEGIN_SOLUTION, END_SOLUTION, f"cell {index}"):
+            for line in lines[first : last - 1]:
+                text = line.strip()
+                if len(text) >= MIN_LEAK_CHARS and not text.startswith("#"):
+                    found.setdefault(text, str(nbgrader_meta(cell).get("grade_id", index)))
+    return found
+
+
+def leaked_lines(solution: Path, student_text: str) -> list[str]:
+    """Where a line of a solution region of `solution` stands in a student notebook's text."""
+    student = nbformat.reads(student_text, as_version=4)
+    answers = solution_lines(nbformat.read(solution, as_version=4))
+    problems = []
+    for index, cell in enumerate(student.cells):
+        for text in {line.strip() for line in cell.source.split("\n")} & set(answers):
+            problems.append(
+                f"cell {index} holds a line of the answer to {answers[text]}: {text[:60]!r}"
+            )
+    return problems
+
+
 def check_release(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
-    """Problems that make `notebooks_dir` differ from the release of `solutions_dir` (empty: ok)."""
+    """Problems that make `notebooks_dir` differ from the release of `solutions_dir`, or that
+    leak an answer (empty: ok)."""
     problems = []
     expected = {p.name: p for p in _lab_notebooks(solutions_dir)}
     for name, solution in expected.items():
         student = Path(notebooks_dir) / name
         if not student.is_file():
             problems.append(f"{student} is missing; run `labkit release`")
-        elif student.read_text(encoding="utf-8") != release_text(solution):
+            continue
+        released = release_text(solution)
+        if student.read_text(encoding="utf-8") != released:
             problems.append(
                 f"{student} differs from the release of {solution}; run `labkit release`"
             )
+        problems += [f"{student}: {leak}" for leak in leaked_lines(solution, released)]
     released = _lab_notebooks(notebooks_dir)
     problems += [
         f"{p} has no solutions notebook; remove it" for p in released if p.name not in expected

@@ -116,3 +116,41 @@ def test_check_release_reports_missing_stale_and_extra(tmp_path: Path) -> None:
 def test_repository_notebooks_are_the_release_of_the_solutions() -> None:
     root = Path(__file__).resolve().parents[2]
     assert check_release(root / "solutions", root / "notebooks") == []
+
+
+def test_answer_cells_keep_nothing_of_the_answer(tmp_path: Path) -> None:
+    """Faults found by trying: an image attachment, extra metadata and solution-run timestamps
+    survived the release."""
+    nb = _solution_nb()
+    prose = nb.cells[3]
+    prose.source = "**Why?**\n\n### BEGIN SOLUTION\n![answer](attachment:a.png)\n### END SOLUTION"
+    prose.attachments = {"a.png": {"image/png": "iVBORw0KGgo="}}
+    prose.metadata["tags"] = ["model-answer"]
+    nb.cells[1].metadata["execution"] = {"shell.execute_reply": "2026-11-30T13:00:00Z"}
+    nb.cells[2].metadata["execution"] = {"shell.execute_reply": "2026-11-30T13:00:01Z"}
+    src = _write(nb, tmp_path / "solutions" / "02_x.ipynb")
+    released = nbformat.reads(release_text(src), as_version=4)
+    answer, tests, prose = released.cells[1:]
+    assert "attachments" not in prose and "a.png" not in release_text(src)
+    assert set(prose.metadata) == {"nbgrader"} and set(answer.metadata) == {"nbgrader"}
+    assert "execution" not in tests.metadata
+
+
+def test_code_answer_without_a_solution_region_is_refused(tmp_path: Path) -> None:
+    nb = _solution_nb()
+    nb.cells[1].source = "import math\ndef area(r):\n    return math.pi * r**2\n"
+    src = _write(nb, tmp_path / "solutions" / "02_x.ipynb")
+    with pytest.raises(ValueError, match=r"answer cell 'q1' has no '### BEGIN SOLUTION'"):
+        release_text(src)
+
+
+def test_release_check_fails_when_an_answer_line_stands_in_the_student_notebook(
+    tmp_path: Path,
+) -> None:
+    nb = _solution_nb()
+    nb.cells.append(nbformat.v4.new_code_cell("print(math.pi * r**2)\n    return math.pi * r**2"))
+    _write(nb, tmp_path / "solutions" / "02_x.ipynb")
+    release_all(tmp_path / "solutions", tmp_path / "notebooks")
+    problems = check_release(tmp_path / "solutions", tmp_path / "notebooks")
+    assert len(problems) == 1
+    assert "cell 4 holds a line of the answer to q1: 'return math.pi * r**2'" in problems[0]
