@@ -3,7 +3,11 @@
 A student's notebook is edited: cells move, editors drop or duplicate metadata (VS Code, Colab).
 `locate` finds each question's answer cell by its nbgrader grade_id, else by its marker line
 (see `labkit.grading.protocol`), and lists the checks cells the grader must never run;
-`answer_text` reads a hand-marked answer.
+`answer_text` reads a hand-marked answer. Only metadata and first lines decide; text anywhere
+else in a cell (a marker quoted in a comment or a string) never changes how it is found.
+
+A code answer copied into several cells (an abandoned first try above the right one) is graded
+on the values the notebook holds when it reaches the question's checks cell: `graded_at`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from dataclasses import dataclass, field
 
 from labkit.grading.protocol import (
     ANSWER_STUB,
-    BEGIN_HIDDEN,
     CODE_STUB,
     LabSpec,
     marker,
@@ -26,6 +29,8 @@ class Located:
     """Where a submission keeps each question, and which of its cells must never run."""
 
     answers: dict[str, int | None]  # question grade_id -> cell index (None: not found)
+    # code question grade_id -> the last cell whose effects count: values are exported after it
+    graded_at: dict[str, int] = field(default_factory=dict)
     skip: set[int] = field(default_factory=set)  # checks cells (the student's copy is untrusted)
     other_ids: set[str] = field(default_factory=set)  # ids of markers/metadata not in this lab
     notes: list[str] = field(default_factory=list)
@@ -45,12 +50,16 @@ def _choose(candidates: list[int], with_marker: Iterable[int]) -> int | None:
 def locate(nb: dict, spec: LabSpec) -> Located:
     """Find each question's answer cell by metadata grade_id, else by its marker line.
 
-    Duplicated grade_ids (a copied cell) prefer the cell whose marker also matches, else the
-    first. Checks cells, found by metadata, marker, or a hidden-tests region, are listed in
-    `skip`: they are the student's copy, and the grader runs the solutions' checks instead.
+    A code answer in several cells (a copied cell) is graded after the last cell before the
+    question's checks cell (after the last copy when the checks cell is gone). A text answer in
+    several cells: the one whose marker also matches, else the first. Checks cells, found by
+    metadata or their marker line, are listed in `skip`: they are the student's copy, and the
+    grader runs the solutions' checks instead.
     """
     cells = nb.get("cells", [])
     checks_ids = {c.grade_id for q in spec.questions for c in q.checks}
+    checks_of = {c.grade_id: q.grade_id for q in spec.questions for c in q.checks}
+    checks_at: dict[str, list[int]] = {}  # question grade_id -> its checks cells
     wanted = {q.grade_id: ("markdown" if q.kind == "text" else "code") for q in spec.questions}
     by_meta: dict[str, list[int]] = {}
     by_marker: dict[str, list[int]] = {}
@@ -62,29 +71,47 @@ def locate(nb: dict, spec: LabSpec) -> Located:
             seen_ids.add(grade_id)
         if mark:
             seen_ids.add(mark[1])
-        if cell.get("cell_type") == "code" and (
-            grade_id in checks_ids
-            or (meta.get("grade") and not meta.get("solution"))
-            or (mark and mark[0] == "checks")
-            or BEGIN_HIDDEN in cell.get("source", "")
+        answer_meta = bool(meta.get("solution")) and grade_id in wanted
+        if (
+            cell.get("cell_type") == "code"
+            and not answer_meta
+            and (
+                grade_id in checks_ids
+                or (meta.get("grade") and not meta.get("solution"))
+                or (mark and mark[0] == "checks")
+            )
         ):
             skip.add(index)
+            question = checks_of.get(grade_id) or (mark[1] if mark else None)
+            if question:
+                checks_at.setdefault(question, []).append(index)
             continue
         if grade_id in wanted and cell.get("cell_type") == wanted[grade_id]:
             by_meta.setdefault(grade_id, []).append(index)
         if mark and mark[0] == "answer" and mark[1] in wanted:
             by_marker.setdefault(mark[1], []).append(index)
-    answers, notes = {}, []
-    for grade_id in wanted:
+    answers, graded_at, notes = {}, {}, []
+    for grade_id, kind in wanted.items():
         meta_cells, marker_cells = by_meta.get(grade_id, []), by_marker.get(grade_id, [])
-        chosen = _choose(meta_cells, marker_cells) if meta_cells else _choose(marker_cells, ())
-        if len(meta_cells) > 1:
+        if kind == "markdown":
+            chosen = _choose(meta_cells, marker_cells) if meta_cells else _choose(marker_cells, ())
+            answers[grade_id] = chosen
+            continue
+        copies = sorted(set(meta_cells) | set(marker_cells))
+        if not copies:
+            answers[grade_id] = None
+            continue
+        later_checks = [i for i in checks_at.get(grade_id, []) if i > copies[0]]
+        last = later_checks[0] - 1 if later_checks else copies[-1]
+        answers[grade_id] = max(i for i in copies if i <= last)
+        graded_at[grade_id] = last
+        if len(copies) > 1:
             notes.append(
-                f"{grade_id}: {len(meta_cells)} cells share its grade_id; graded cell {chosen + 1}"
+                f"{grade_id}: {len(copies)} cells share its grade_id or marker; graded the "
+                f"values after cell {last + 1}, where the notebook reaches its checks"
             )
-        answers[grade_id] = chosen
     other = seen_ids - set(wanted) - checks_ids
-    return Located(answers=answers, skip=skip, other_ids=other, notes=notes)
+    return Located(answers, graded_at, skip, other, notes)
 
 
 def answer_text(cell: dict) -> str:

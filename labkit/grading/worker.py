@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.grading.checks import run_checks
@@ -37,56 +36,12 @@ from labkit.grading.jobs import (
     encode_event,
 )
 from labkit.grading.kernel import CellOutcome, Ended, Kernel, KernelStartError
-from labkit.grading.locate import locate
-from labkit.grading.protocol import LabSpec, Question
+from labkit.grading.protocol import Question
 from labkit.grading.results import Status
+from labkit.grading.steps import Step, plan
 
 Emit = Callable[[Event], None]
 MAX_RESTARTS = 3  # kernel restarts (each replays the cells that ran) before giving up
-
-
-@dataclass(frozen=True)
-class Step:
-    """One code cell to run: its index, its code, the question it answers, its budget key."""
-
-    index: int
-    source: str
-    question: Question | None = None
-    segment: str = TAIL  # the grade_id of the question whose budget it spends
-
-    @property
-    def label(self) -> str:
-        return self.question.grade_id if self.question else f"cell {self.index + 1}"
-
-
-def plan(nb: dict, spec: LabSpec, run_all: bool = False) -> tuple[list[Step], list[Question]]:
-    """The cells to run in order (checks cells left out) and the questions without an answer cell.
-
-    Cells after the last answer cell cannot change a grade, so they are left out unless `run_all`
-    (or an answer cell is missing: then its values are read after the last cell).
-    """
-    located = locate(nb, spec)
-    by_cell = {located.answers[q.grade_id]: q for q in spec.auto}
-    runnable = [
-        (i, cell.get("source", ""))
-        for i, cell in enumerate(nb.get("cells", []))
-        if cell.get("cell_type") == "code"
-        and i not in located.skip
-        and cell.get("source", "").strip()
-    ]
-    steps, pending = [], []
-    for index, source in runnable:
-        pending.append((index, source))
-        if index in by_cell:
-            question = by_cell[index]
-            *before, last = pending
-            steps += [Step(i, s, None, question.grade_id) for i, s in before]
-            steps.append(Step(last[0], last[1], question, question.grade_id))
-            pending = []
-    unlocated = [q for q in spec.auto if located.answers[q.grade_id] is None]
-    if run_all or unlocated or not steps:
-        steps += [Step(i, s) for i, s in pending]
-    return steps, unlocated
 
 
 def _import_checks_modules() -> None:
@@ -247,15 +202,25 @@ class Grader:
                 return
             if step.question is not None:
                 self.emit(Timed(step.segment, self.spent.get(step.segment, 0.0)))
-            if outcome.ended in (Ended.OK, Ended.ERROR) and step.question:
-                note = f"the answer cell raised {outcome.error}" if outcome.error else ""
-                alive = self.export_and_check(step.question, note)
+            deferred = None  # graded after the restart: a cell after its answer killed the kernel
+            if step.question and (outcome.ended in (Ended.OK, Ended.ERROR) or not step.answer):
+                if outcome.restart:
+                    deferred = step.question
+                else:
+                    cell = "the answer cell" if step.answer else step.label
+                    note = f"{cell} raised {outcome.error}" if outcome.error else ""
+                    alive = self.export_and_check(step.question, note)
             elif step.question:
                 self.result(step.question, 0.0, self.lost_reason(step, outcome))
             if outcome.ended is Ended.OK:
                 self.ran.append(step)
-            more = number < len(steps) or unlocated  # else a restart would serve nothing
+            more = number < len(steps) or unlocated or deferred  # else a restart serves nothing
             if (outcome.restart or not alive) and more and not self.restart():
+                if deferred:
+                    self.result(deferred, 0.0, "the kernel could not be restarted to grade it")
+                return
+            graded = not deferred or self.export_and_check(deferred, f"{step.label} was skipped")
+            if not graded and number < len(steps) and not self.restart():
                 return
             alive = True
         if TAIL in self.spent:

@@ -13,7 +13,8 @@ import toylab
 from labkit.grading.grade import grade_folder
 from labkit.grading.jobs import TAIL, Job, Limits
 from labkit.grading.protocol import parse_solutions
-from labkit.grading.worker import Grader, plan
+from labkit.grading.steps import plan
+from labkit.grading.worker import Grader
 
 
 @pytest.fixture(scope="module")

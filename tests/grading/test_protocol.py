@@ -83,9 +83,10 @@ def test_duplicated_grade_id_prefers_the_cell_with_the_marker(tmp_path: Path) ->
     nb.cells.insert(2, copied)
     found = locate(nb, spec)
     assert found.answers["q1_numbers"] == 3 and "2 cells share" in found.notes[0]
+    assert found.graded_at["q1_numbers"] == 3  # the cell before its checks cell
     both = copy.deepcopy(nb)
-    both.cells[2].source = both.cells[3].source  # both carry id and marker: the first
-    assert locate(both, spec).answers["q1_numbers"] == 2
+    both.cells[2].source = both.cells[3].source  # both carry id and marker: the last one
+    assert locate(both, spec).answers["q1_numbers"] == 3  # (before issue 10: the first)
 
 
 def test_checks_cells_are_skipped_however_they_are_marked(tmp_path: Path) -> None:
@@ -93,12 +94,38 @@ def test_checks_cells_are_skipped_however_they_are_marked(tmp_path: Path) -> Non
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("# Checks q1_numbers: total\nprint('ok')"),  # marker only
-        nbformat.v4.new_code_cell("x = 1\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS"),
         nbformat.v4.new_code_cell("y = 2", metadata={"nbgrader": {"grade": True}}),
         nbformat.v4.new_code_cell("# Answer q1_numbers\ntotal = 10"),
     ]
     found = locate(nb, spec)
-    assert found.skip == {0, 1, 2} and found.answers["q1_numbers"] == 3
+    assert found.skip == {0, 1} and found.answers["q1_numbers"] == 2
+
+
+def test_marker_text_a_student_writes_changes_nothing(tmp_path: Path) -> None:
+    """A fault found by trying: an answer holding the hidden-tests marker's text in a comment
+    or a string was taken for a checks cell (0 points, "no answer cell found")."""
+    solutions = toylab.write_solutions(tmp_path)
+    spec, nb = parse_solutions(solutions), toylab.right(solutions)
+    quoted = f"{nb.cells[2].source}\n# {BEGIN_HIDDEN}\nnote = '{BEGIN_HIDDEN}'"
+    nb.cells[2].source = quoted
+    found = locate(nb, spec)
+    assert found.answers["q1_numbers"] == 2 and 2 not in found.skip
+    nb.cells[4].source = f"doubled = total * 2  # {BEGIN_HIDDEN}"  # an ordinary cell too
+    assert 4 not in locate(nb, spec).skip
+
+
+def test_copied_answer_is_graded_where_the_notebook_reaches_its_checks(tmp_path: Path) -> None:
+    """A fault found by trying: an abandoned first try above the right answer was graded."""
+    solutions = toylab.write_solutions(tmp_path)
+    spec, nb = parse_solutions(solutions), toylab.right(solutions)
+    first_try = copy.deepcopy(nb.cells[2])
+    first_try.source = "# Answer q1_numbers\nsquares = []\ntotal = 0"
+    nb.cells.insert(2, first_try)  # cells: 2 first try, 3 right answer, 4 checks
+    found = locate(nb, spec)
+    assert found.graded_at["q1_numbers"] == 3 and found.answers["q1_numbers"] == 3
+    assert "graded the values after cell 4" in found.notes[0]
+    del nb.cells[4]  # the checks cell deleted: after the last copy
+    assert locate(nb, spec).graded_at["q1_numbers"] == 3
 
 
 def test_other_labs_markers_are_noticed(tmp_path: Path) -> None:

@@ -1,0 +1,79 @@
+"""Which cells of a submission run, in which order, and after which each question is graded.
+
+Checks cells never run (the grader runs the solutions' own). Each code question is exported
+and checked after the last cell that runs before its checks cell (`locate.graded_at`); every
+cell spends the time budget of the question graded next. Cells after the last graded one
+cannot change a grade and are left out unless asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labkit.grading.jobs import TAIL
+from labkit.grading.locate import Located, locate
+from labkit.grading.protocol import LabSpec, Question
+
+
+@dataclass(frozen=True)
+class Step:
+    """One code cell to run: its index, its code, the question graded after it, its budget key."""
+
+    index: int
+    source: str
+    question: Question | None = None  # exported and checked after this cell
+    segment: str = TAIL  # the grade_id of the question whose budget it spends
+    answer: bool = False  # the question's answer cell (else the last cell before its checks)
+
+    @property
+    def label(self) -> str:
+        return self.question.grade_id if self.answer else f"cell {self.index + 1}"
+
+
+def _export_points(located: Located, spec: LabSpec, runnable: list[int]) -> dict[int, Question]:
+    """The cell after which each code question's values are exported: the last cell that runs
+    at or before `located.graded_at` (two questions never share one: the later falls back to
+    its answer cell, else to being read after the last cell)."""
+    points: dict[int, Question] = {}
+    for question in spec.auto:
+        at = located.graded_at.get(question.grade_id)
+        if at is None:
+            continue
+        before = [i for i in runnable if i <= at]
+        answer = located.answers[question.grade_id]
+        for index in ([before[-1]] if before else []) + [answer]:
+            if index in runnable and index not in points:
+                points[index] = question
+                break
+    return points
+
+
+def plan(nb: dict, spec: LabSpec, run_all: bool = False) -> tuple[list[Step], list[Question]]:
+    """The cells to run in order (checks cells left out) and the questions without an answer cell.
+
+    Cells after the last answer cell cannot change a grade, so they are left out unless `run_all`
+    (or an answer cell is missing: then its values are read after the last cell).
+    """
+    located = locate(nb, spec)
+    runnable = [
+        (i, cell.get("source", ""))
+        for i, cell in enumerate(nb.get("cells", []))
+        if cell.get("cell_type") == "code"
+        and i not in located.skip
+        and cell.get("source", "").strip()
+    ]
+    by_cell = _export_points(located, spec, [i for i, _ in runnable])
+    steps, pending = [], []
+    for index, source in runnable:
+        pending.append((index, source))
+        if index in by_cell:
+            question = by_cell[index]
+            *before, last = pending
+            steps += [Step(i, s, None, question.grade_id) for i, s in before]
+            answer = last[0] == located.answers[question.grade_id]
+            steps.append(Step(last[0], last[1], question, question.grade_id, answer))
+            pending = []
+    unlocated = [q for q in spec.auto if q not in by_cell.values()]
+    if run_all or unlocated or not steps:
+        steps += [Step(i, s) for i, s in pending]
+    return steps, unlocated
