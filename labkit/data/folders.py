@@ -48,21 +48,110 @@ def list_image_folder(split_dir: Path) -> tuple[list[str], list[list[Path]]]:
     return [d.name for d in class_dirs], files
 
 
+class UnconvertibleImageError(ValueError):
+    """A decoded image whose mode or pixel values have no 8-bit RGB rule; the message says why."""
+
+
+# modes whose colour Pillow's convert("RGB") gets right (TIFF gives YCbCr and LAB)
+_PILLOW_RGB_MODES = frozenset({"1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "LAB"})
+_ALPHA_MODES = frozenset({"LA", "PA", "RGBA"})  # straight (unassociated) alpha
+_PREMULTIPLIED_MODES = frozenset({"La", "RGBa"})  # TIFF's associated alpha
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+
+
+def _over_black(rgba: np.ndarray) -> np.ndarray:
+    """Straight-alpha uint8 RGBA (H, W, 4) composited over black: RGB * alpha / 255, rounded."""
+    colour, alpha = rgba[..., :3].astype(np.uint16), rgba[..., 3:].astype(np.uint16)
+    return ((colour * alpha + 127) // 255).astype(np.uint8)  # 255 is odd: no ties to break
+
+
+def _grey(values: np.ndarray) -> np.ndarray:
+    """Grey levels (H, W), already 0..255, as uint8 RGB (H, W, 3)."""
+    return np.repeat(values.astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _value_range(values: np.ndarray) -> tuple[float, float]:
+    return (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """A loaded PIL image as uint8 RGB (H, W, 3), by a fixed rule for each mode.
+
+    - 1, L, P, RGB, RGBX, CMYK, YCbCr, LAB: Pillow's `convert("RGB")`.
+    - Transparency (LA, PA, RGBA, or a transparent palette index or colour key in a 1, L, P,
+      RGB or 16-bit file): composited over black, RGB * alpha / 255 rounded. The lab's digits
+      are white on black (MNIST, the built-in digits), so a digit drawn on a transparent
+      background keeps its black background and stays visible; compositing over white would
+      hide a white digit, and dropping alpha would expose whatever colour the transparent
+      pixels happen to hold (often white). (A black digit on a transparent background would
+      vanish: flatten such files first.) torchvision's ImageFolder drops alpha instead.
+    - La, RGBa (premultiplied alpha, from TIFF): already over black, so the colour is kept.
+    - I;16, I;16B, I;16L, I;16N (16-bit): the full range 0..65535 maps to 0..255, value / 257
+      rounded (65535 -> 255, 257 * k -> k), whatever range the file uses.
+    - I (32-bit integer): values 0..255 are kept; otherwise values 0..65535 are treated as
+      16-bit (older Pillow versions open 16-bit PNGs as I), so a 16-bit file holding only values
+      up to 255 counts as 8-bit here; negative values or values above 65535 are refused.
+    - F (float): values 0..1 are scaled by 255; otherwise values 0..255 are kept; rounded, a
+      half-step overshoot allowed (e.g. -0.3 or 255.4 from resampling). Any other range, NaN
+      or infinity is refused. An image whose largest value is at most 1 counts as 0..1.
+    - Any other mode is refused. Refusals raise UnconvertibleImageError, naming the mode and
+      the values found.
+    """
+    mode = image.mode
+    transparent = image.info.get("transparency")
+    if mode in _ALPHA_MODES or (mode in {"1", "L", "P", "RGB"} and transparent is not None):
+        return _over_black(np.asarray(image.convert("RGBA")))
+    if mode in _PILLOW_RGB_MODES:
+        return np.asarray(image.convert("RGB"))
+    if mode in _PREMULTIPLIED_MODES:
+        return np.asarray(image)[..., :3] if mode == "RGBa" else _grey(np.asarray(image)[..., 0])
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        raw = np.asarray(image).astype(np.int64)
+        low, high = _value_range(raw)
+        if low < 0 or high > 65535:
+            raise UnconvertibleImageError(
+                f"integer values {low:g}..{high:g} fit neither 0..255 nor 16-bit 0..65535"
+            )
+        eight_bit = raw if mode == "I" and high <= 255 else (raw + 128) // 257  # rounded
+        if isinstance(transparent, int):
+            eight_bit = np.where(raw == transparent, 0, eight_bit)  # over black, as above
+        return _grey(eight_bit)
+    if mode == "F":
+        values = np.asarray(image).astype(np.float64)
+        if not np.isfinite(values).all():
+            raise UnconvertibleImageError("float values include NaN or infinity")
+        low, high = _value_range(values)
+        if low >= -0.5 / 255 and high <= 1 + 0.5 / 255:
+            values = values * 255
+        elif low < -0.5 or high > 255.5:
+            raise UnconvertibleImageError(
+                f"float values {low:g}..{high:g} fit neither 0..1 nor 0..255"
+            )
+        return _grey(np.clip(np.rint(values), 0, 255))
+    raise UnconvertibleImageError(f"no rule converts mode {mode} to 8-bit RGB")
+
+
 def decode_image(path: Path, image_size: int | None, remedy: str = REBUILD_MNIST) -> np.ndarray:
     """One image file as uint8 RGB (H, W, 3), resized (antialiased) to `image_size` if given.
 
-    Grayscale, palette and RGBA files are converted to RGB; an undecodable file raises
-    ValueError naming it and `remedy`.
+    Every mode is converted to 8-bit RGB by `to_rgb8`'s rule (16-bit and float files are
+    scaled, transparency is composited over black). An undecodable file, or one whose mode or
+    values have no rule, raises ValueError naming it, its mode if decoded, and `remedy`.
     """
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")  # decodes now: a truncated file fails here
+            image.load()  # decodes now: a truncated file fails here
+            mode = image.mode
+            pixels = to_rgb8(image)
+    except UnconvertibleImageError as err:
+        raise ValueError(f"cannot convert image {path} (mode {mode}): {err}; {remedy}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot decode image {path}: {err}; {remedy}") from err
-    if image_size is not None and rgb.size != (image_size, image_size):
+    if image_size is not None and pixels.shape[:2] != (image_size, image_size):
         # PIL's bilinear filter widens with the scale factor: antialiased when shrinking
-        rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    return np.asarray(rgb)
+        rgb = Image.fromarray(np.ascontiguousarray(pixels))  # uint8 (H, W, 3): RGB
+        pixels = np.asarray(rgb.resize((image_size, image_size), Image.Resampling.BILINEAR))
+    return pixels
 
 
 def read_image_folder(

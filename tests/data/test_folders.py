@@ -60,9 +60,12 @@ def test_resize_is_antialiased(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "I;16"])
 def test_other_colour_modes_become_rgb(tmp_path: Path, mode: str) -> None:
+    # each mode's rule is tested in test_image_modes.py; 16-bit 200 * 257 is 8-bit 200
     (tmp_path / "train" / "x").mkdir(parents=True)
     grey = np.full((4, 4), 200, dtype=np.uint8)
-    image = Image.fromarray(grey.astype(np.uint16)) if mode == "I;16" else Image.fromarray(grey)
+    image = (
+        Image.fromarray(grey.astype(np.uint16) * 257) if mode == "I;16" else Image.fromarray(grey)
+    )
     image.convert(mode).save(tmp_path / "train" / "x" / "a.png")
     data = read_image_folder(tmp_path / "train", image_size=None)
     assert data.images.shape == (1, 3, 4, 4)
