@@ -395,6 +395,7 @@ def _train_epoch(
     device = model_device(model)
     model.train()
     optimizer.zero_grad(set_to_none=True)
+    _epoch_hook(setup.loss_fn, "on_train_epoch_start")
     total_loss = total_correct = 0.0
     seen = pending = 0
     for index, batch in enumerate(train_loader):
@@ -430,7 +431,15 @@ def _train_epoch(
         _optimizer_step(optimizer, setup.scaler)
     if seen == 0:
         raise ValueError("train_loader yielded no batches; check the dataset is not empty")
+    _epoch_hook(setup.loss_fn, "on_train_epoch_end")
     return total_loss / seen, (total_correct / seen if setup.metric_fn is not None else math.nan)
+
+
+def _epoch_hook(fn: Any, name: str) -> None:
+    # a loss_fn's optional per-epoch method (e.g. a mined loss checking the epoch found triplets)
+    hook = getattr(fn, name, None)
+    if callable(hook):
+        hook()
 
 
 def _nonfinite_error(value: float, epoch: int, step: int, last_good: Path | None) -> Exception:
@@ -524,6 +533,9 @@ def fit(
 
     Args:
         loss_fn: `loss_fn(outputs, targets)` -> batch mean; default `nn.CrossEntropyLoss()`.
+            If it has `on_train_epoch_start()` / `on_train_epoch_end()` methods, they are
+            called before and after each epoch's training batches (validation comes after
+            the end); an error the end raises stops `fit` before the epoch is recorded.
         scheduler: stepped once per epoch; `ReduceLROnPlateau` gets the monitored value and
             needs `mode="max"` for an accuracy monitor, `mode="min"` for a loss.
         metric_fn: `metric_fn(outputs, targets)` -> fraction (default top-1 accuracy on

@@ -190,6 +190,34 @@ def test_fit_forward_fn_flattens_grouped_inputs():
     assert math.isfinite(history["train_loss"].iloc[0])
 
 
+def test_fit_calls_a_loss_fns_epoch_hooks_around_the_training_batches(tmp_path):
+    events = []
+
+    class HookedLoss:
+        ends = 0
+
+        def __call__(self, outputs, targets):
+            events.append("train" if torch.is_grad_enabled() else "val")
+            return F.cross_entropy(outputs, targets)
+
+        def on_train_epoch_start(self):
+            events.append("start")
+
+        def on_train_epoch_end(self):
+            events.append("end")
+            self.ends += 1
+            if self.ends == 2:
+                raise ValueError("epoch 2 found nothing")
+
+    model = nn.Linear(6, 3)
+    loader = _loader(_data(8))  # two batches
+    _fit(model, loader, loader, num_epochs=1, loss_fn=HookedLoss())
+    assert events == ["start", "train", "train", "end", "val", "val"]
+    with pytest.raises(ValueError, match="epoch 2 found nothing"):
+        _fit(model, loader, num_epochs=3, loss_fn=HookedLoss(), checkpoint_dir=tmp_path)
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 1  # not recorded
+
+
 # ---------------------------------------------------------------- gradient accumulation
 
 

@@ -31,6 +31,7 @@ from labkit.triplets.datasets import TripletDataset, triplet_forward
 from labkit.triplets.distances import pairwise_distances
 from labkit.triplets.losses import (
     MINERS,
+    MinedTripletLoss,
     mined_triplet_loss,
     stacked_triplet_loss,
     triplet_accuracy,
@@ -46,6 +47,7 @@ from labkit.triplets.samplers import (
 
 __all__ = [
     "MINERS",
+    "MinedTripletLoss",
     "PKSampler",
     "TripletDataset",
     "TripletSampler",

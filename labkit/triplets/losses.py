@@ -18,6 +18,7 @@ from labkit.triplets.miners import batch_hard, batch_semi_hard
 
 __all__ = [
     "MINERS",
+    "MinedTripletLoss",
     "mined_triplet_loss",
     "stacked_triplet_loss",
     "triplet_accuracy",
@@ -72,16 +73,79 @@ def _mined_loss(
     return triplet_loss(embeddings, miner(embeddings, labels), margin)
 
 
-def mined_triplet_loss(miner: str | Miner, margin: float) -> LossFn:
+_PK_HINT = (
+    "draw batches with PKSampler(labels, p=..., k=...) (labkit.triplets.PKSampler), e.g. "
+    "DataLoader(train_set, batch_sampler=PKSampler(train_set.labels, p=8, k=6)): every batch "
+    "then holds P classes of K images each"
+)
+
+
+class MinedTripletLoss(partial):
+    """`_mined_loss` with its miner and margin, counting per training epoch the batches that
+    could hold a triplet; `fit` calls `on_train_epoch_start` / `on_train_epoch_end`.
+
+    A partial, so that `fit`'s run settings describe it as before (function, miner, margin).
+    """
+
+    _batches = _pairs = _usable = 0  # this epoch's mined batches, with a pair, with a triplet
+
+    def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of `embeddings` (N, D) with `labels` (N,), or of stacked (B, 3, D)."""
+        if embeddings.ndim == 2 and labels.ndim == 1:  # a batch to mine in: count it
+            _, counts = torch.unique(labels, return_counts=True)
+            pair = bool((counts >= 2).any())
+            self._batches += 1
+            self._pairs += pair
+            self._usable += pair and len(counts) >= 2
+        return super().__call__(embeddings, labels)
+
+    def on_train_epoch_start(self) -> None:
+        """Start counting a new epoch's batches (validation batches before it don't count)."""
+        self._batches = self._pairs = self._usable = 0
+
+    def on_train_epoch_end(self) -> None:
+        """Raise ValueError if batches were mined this epoch but none could hold a triplet.
+
+        One batch without a triplet is fine; a whole epoch of them means the loader never
+        puts two images of a class together (with one of another class), so the loss is 0.0
+        at every step and nothing trains. Semi-hard mining finding no triplet among pairs
+        whose negatives are all easy is no error: that is a trained embedding.
+        """
+        batches, pairs, usable = self._batches, self._pairs, self._usable
+        self.on_train_epoch_start()
+        if batches == 0 or usable:
+            return
+        if pairs == 0:
+            why = "no batch of this epoch held two images of one class"
+        else:
+            why = (
+                f"no batch of this epoch held two images of one class and one of another "
+                f"class ({pairs} of {batches} held a pair, but of a single class only)"
+            )
+        raise ValueError(
+            f"{why}, so the miner found no triplet; {_PK_HINT}. (Each of the epoch's {batches} "
+            "batches had loss 0.0: nothing trained.)"
+        )
+
+
+def mined_triplet_loss(miner: str | Miner, margin: float) -> MinedTripletLoss:
     """`loss_fn(embeddings, labels)` for `fit` on P x K batches: mine, then `triplet_loss`.
 
     Stacked triplet embeddings (B, 3, D) are scored as they are (nothing to mine), so the
     same `fit` call can validate on fixed triplets.
 
+    Mining needs two images of a class and one of another in a batch: use a `PKSampler`.
+    A batch without them gives a zero loss, but under `fit` a whole training epoch without
+    one raises ValueError naming `PKSampler` (see `MinedTripletLoss.on_train_epoch_end`).
+
     Args:
         miner: "batch_hard", "semi_hard" (mined with this `margin`), or any
             `miner(embeddings, labels) -> (a, p, n)`.
         margin: the triplet loss margin (2.0 in the handout, for embeddings of norm 10).
+
+    Raises:
+        ValueError: for an unknown miner name, a margin that is not a finite number >= 0, or
+            semi-hard mining with margin 0.
     """
     margin = _check_margin(margin)
     if isinstance(miner, str):
@@ -90,7 +154,7 @@ def mined_triplet_loss(miner: str | Miner, margin: float) -> LossFn:
         if miner == "semi_hard" and margin == 0:
             raise ValueError("semi-hard mining needs margin > 0 (d_ap < d_an < d_ap + margin)")
         miner = batch_hard if miner == "batch_hard" else partial(batch_semi_hard, margin=margin)
-    return partial(_mined_loss, miner=miner, margin=margin)
+    return MinedTripletLoss(_mined_loss, miner=miner, margin=margin)
 
 
 @torch.no_grad()

@@ -234,9 +234,11 @@ class TripletSampler(Sampler[tuple[int, int, int]]):
 class PKSampler(Sampler[list[int]]):
     """Batches of P classes x K images each (a `batch_sampler`), for batch-hard / semi-hard mining.
 
-    Only classes with at least two images take part (a one-image class gives no positive).
-    Classes are distinct within a batch; so are images, except that `replace=True` repeats
-    images of classes smaller than K.
+    Each batch is a list of P * K dataset indices, K of each of P distinct classes, grouped
+    class by class. Only classes with at least two images take part (a one-image class gives
+    no positive). Images are distinct within a batch, except that with `replace=True` a class
+    of c < K images repeats them: all c appear, each K // c or K // c + 1 times. Classes of K
+    or more images never repeat one, with or without `replace`.
 
     Args:
         labels: (N,) int class labels of the dataset.
@@ -244,6 +246,11 @@ class PKSampler(Sampler[list[int]]):
         batches_per_epoch: default: as many as cover the usable images once (at least 1).
         replace: allow classes smaller than K (their images repeat).
         seed: int or generator for a fixed stream; None: a new seed from torch per epoch.
+
+    Raises:
+        ValueError: for labels without two classes or without a class of two images, p or k
+            below 2, k above the smallest usable class without `replace`, or p above the
+            number of usable classes.
     """
 
     def __init__(
@@ -299,8 +306,8 @@ class PKSampler(Sampler[list[int]]):
             classes = rng.permutation(num_classes)[: self.p]  # (P,)
             counts = self._counts[classes][:, None]  # (P, 1)
             keys = np.where(np.arange(width) < counts, rng.random((self.p, width)), np.inf)
-            offsets = np.argsort(keys, axis=1)[:, : self.k]  # (P, K) distinct, when K <= count
-            short = counts[:, 0] < self.k  # only with replace=True: draw with repeats
-            if short.any():
-                offsets[short] = rng.integers(counts[short], size=(int(short.sum()), self.k))
+            order = np.argsort(keys, axis=1)  # (P, width) a permutation of each class's images
+            # the first K of it; a class of count < K (replace=True) cycles through all of it
+            slots = np.arange(self.k) % counts  # (P, K), each < its class's count
+            offsets = np.take_along_axis(order, slots, axis=1)  # (P, K)
             yield self._table[classes[:, None], offsets].ravel().tolist()

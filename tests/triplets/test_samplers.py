@@ -185,3 +185,58 @@ def test_pk_sampler_follows_torch_seed():
 def test_pk_sampler_bad_input(labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         PKSampler(labels, **{"p": 2, "k": 2, **kwargs})
+
+
+# class sizes below, at and above K = 6 (class 0 has one image: it never takes part)
+SIZES = (1, 4, 5, 6, 7, 12)
+
+
+def _sized_labels(sizes):
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    return labels[np.random.default_rng(1).permutation(len(labels))]  # classes interleaved
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_pk_sampler_every_class_size_below_at_and_above_k(replace):
+    k = 6
+    # without replace a class smaller than K is refused; with it every size takes part
+    sizes = SIZES if replace else tuple(s for s in SIZES if s == 1 or s >= k)
+    labels = _sized_labels(sizes)
+    p = len(sizes) - 1  # every usable class in every batch
+    sampler = PKSampler(labels, p=p, k=k, batches_per_epoch=50, replace=replace, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 50
+    small_seen_all = Counter()
+    for batch in batches:
+        assert len(batch) == p * k
+        by_class = Counter(labels[batch].tolist())
+        assert len(by_class) == p and set(by_class.values()) == {k}  # P classes x K images
+        assert 0 not in by_class  # the one-image class gives no positive
+        for c, size in enumerate(sizes):
+            if size < 2:
+                continue
+            images = [i for i in batch if labels[i] == c]
+            assert images == batch[batch.index(images[0]) :][:k]  # grouped by class
+            if size >= k:  # distinct images, with or without replace
+                assert len(set(images)) == k
+            else:  # repeats, but every image of the class at least once, none thrice for 4
+                assert set(images) == set(np.flatnonzero(labels == c).tolist())
+                assert max(Counter(images).values()) == -(-k // size)
+                small_seen_all[c] += 1
+    assert set(small_seen_all) == ({1, 2} if replace else set())
+    again = PKSampler(labels, p=p, k=k, batches_per_epoch=50, replace=replace, seed=0)
+    assert list(again) == batches  # deterministic with a seed
+    other = PKSampler(labels, p=p, k=k, batches_per_epoch=50, replace=replace, seed=1)
+    assert list(other) != batches
+
+
+def test_pk_sampler_replace_with_every_class_smaller_than_k():
+    # the remedy the k-too-large error names: classes of 4 images, k=6, replace=True
+    labels = np.repeat(np.arange(10), 4)
+    sampler = PKSampler(labels, p=8, k=6, replace=True, seed=0)
+    for batch in sampler:
+        counts = Counter(labels[batch].tolist())
+        assert len(counts) == 8 and set(counts.values()) == {6}
+        assert len(set(batch)) == 8 * 4  # every image of each class, two of them twice
+    with pytest.raises(ValueError, match="k=6 is larger than class 0, which has 4 images"):
+        PKSampler(labels, p=8, k=6)
