@@ -13,6 +13,7 @@ import pandas as pd
 
 from labkit.config import PROFILE_NAMES, profile_name, shown_path
 from labkit.grading.release import check_release, release_all
+from labkit.grading.sandbox import MODES as SANDBOX_MODES
 from labkit.session import SMOKE_LINE
 
 
@@ -224,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--sandbox",
-        choices=("auto", "bwrap", "none"),
+        choices=SANDBOX_MODES,
         default="auto",
         help="isolate student code with bubblewrap: auto (where it works), bwrap (required), none",
     )

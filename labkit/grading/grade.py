@@ -53,13 +53,13 @@ def _budgets(ctx: Context) -> tuple[dict[str, float], list[str]]:
     budgets = {key: s.budget_factor * t + s.budget_extra_s for key, t in timings.items()}
     for question in ctx.spec.auto:
         budgets.setdefault(question.grade_id, s.budget_extra_s)
-    warnings = [
-        f"the solutions notebook itself got {result.total:g} of "
-        f"{sum(q.points for q in ctx.spec.auto):g} automatic points: "
-        + "; ".join(f"{q.question}: {q.message}" for q in result.questions if q.message)
+    if all(q.points == q.max_points for q in result.questions if not q.manual):
+        return budgets, []
+    lost = "; ".join(f"{q.question}: {q.message}" for q in result.questions if q.message)
+    auto = sum(q.points for q in ctx.spec.auto)
+    return budgets, [
+        f"the solutions notebook itself got {result.total:g} of {auto:g} automatic points: {lost}"
     ]
-    full = all(q.points == q.max_points for q in result.questions if not q.manual)
-    return budgets, [] if full else warnings
 
 
 def read_solutions(solutions: Path) -> LabSpec:
