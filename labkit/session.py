@@ -14,6 +14,15 @@ SMOKE_LINE = (
     "smoke profile: a seconds-long check for CI; its numbers mean nothing "
     "(LABKIT_PROFILE=cpu gives meaningful ones in minutes)"
 )
+MEANINGS = {  # what each profile's numbers are good for, one line each
+    "smoke": "a seconds-long check for CI: the notebook runs, its numbers mean nothing",
+    "cpu": "meaningful numbers in minutes on a laptop CPU; the model answers quote this profile",
+    "full": "the handout's settings, meant for a GPU; the model answers give its numbers in [brackets]",
+}
+SWITCH_LINE = (
+    "switch: set LABKIT_PROFILE=smoke, cpu or full before starting Jupyter, or pass the profile "
+    "to start(), e.g. start(\"cpu\")"
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,9 @@ def _device_line(dev: torch.device, profile: str) -> str:
 def start_lab(name: str, teaches: str, settings: LabSettings, *, seed: int = 0) -> Lab:
     """Seed everything, pick the device, and print what the lab teaches and runs on.
 
-    Prints one line each: lab, profile (with the sizes its settings show), device; the smoke
-    profile first prints a line saying its numbers mean nothing.
+    Prints one line each: lab, profile (with the sizes its settings show), what the profile's
+    numbers mean, how to switch, device; the smoke profile first prints a line saying its
+    numbers mean nothing.
 
     Used in: every lab module's `start` (the first code cell of every lab).
     """
@@ -60,5 +70,7 @@ def start_lab(name: str, teaches: str, settings: LabSettings, *, seed: int = 0) 
         print(SMOKE_LINE)
     print(f"lab: {name}: {teaches}")
     print(settings.summary())
+    print(f"meaning: {MEANINGS.get(settings.profile, 'a profile of your own')}")
+    print(SWITCH_LINE)
     print(_device_line(dev, settings.profile))
     return Lab(name=name, settings=settings, device=dev, seed=seed)

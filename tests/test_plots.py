@@ -93,3 +93,17 @@ def test_image_grid_shows_every_image_with_its_class_name() -> None:
 def test_image_grid_refuses_nothing() -> None:
     with pytest.raises(ValueError, match="no images"):
         plot_image_grid(torch.zeros(0, 3, 8, 8))
+
+
+def test_test_data_is_labelled_test_and_accuracy_named():
+    fig = plot_history({"dense": _history()}, eval_name="test", accuracy="triplet accuracy")
+    loss_ax, acc_ax = fig.axes
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["dense train", "dense test"]
+    assert acc_ax.get_ylabel() == "triplet accuracy"
+
+
+def test_history_with_test_columns_is_drawn_as_test():
+    history = _history().rename(columns={"val_loss": "test_loss", "val_acc": "test_acc"})
+    loss_ax, _ = plot_history(history).axes
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["train", "test"]
+    assert list(loss_ax.lines[1].get_ydata()) == list(history["test_loss"])

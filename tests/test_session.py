@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit.labs import densenet_resnext
-from labkit.session import SMOKE_LINE, start_lab
+from labkit.session import MEANINGS, SMOKE_LINE, start_lab
 
 
 def test_start_lab_prints_and_seeds(
@@ -17,7 +17,9 @@ def test_start_lab_prints_and_seeds(
     assert lines[0] == "lab: 02_x: things"
     expected = "images 16px, all training images, batch 64, 10 epochs, lr 0.02, one_cycle schedule"
     assert lines[1] == f"profile: cpu ({expected})"
-    assert lines[2].startswith("device: ")
+    assert lines[2] == f"meaning: {MEANINGS['cpu']}" and "laptop" in lines[2]
+    assert lines[3].startswith("switch: set LABKIT_PROFILE=") and 'start("cpu")' in lines[3]
+    assert lines[4].startswith("device: ")
     assert lab.settings is settings and lab.profile == "cpu" and lab.seed == 3
     first = torch.rand(1)
     start_lab("02_x", "things", settings, seed=3)
