@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from labkit.config import seed_everything
 from labkit.data import load_digits_data, make_loaders
 from labkit.labs.densenet_resnext import Settings, settings
-from labkit.models import count_parameters, densenet_bc, resnext32_16x8d
+from labkit.models import count_parameters, densenet_bc, resnext29_16x8d
 from labkit.train import fit
 
 
@@ -54,15 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         "images": len(data.train),
     }
     for name, build in (
-        ("densenet52", lambda: densenet_bc((2, 2, 4, 16))),
-        ("resnext32_16x8d", resnext32_16x8d),
+        ("densenet53", lambda: densenet_bc((2, 2, 4, 16))),
+        ("resnext29_16x8d", resnext29_16x8d),
     ):
         seed_everything(0)
         model = build()
         numbers[f"{name}_params"] = count_parameters(model)
         numbers[f"{name}_epoch_s"] = round(epoch_seconds(model, train_loader, profile), 2)
         print(f"{name}: {numbers[f'{name}_epoch_s']} s per epoch", flush=True)
-    ratio = numbers["resnext32_16x8d_epoch_s"] / numbers["densenet52_epoch_s"]
+    ratio = numbers["resnext29_16x8d_epoch_s"] / numbers["densenet53_epoch_s"]
     numbers["ratio_resnext_over_densenet"] = round(ratio, 1)
     print(
         f"ResNeXt-32 / DenseNet-52 time per epoch: {ratio:.1f}x "

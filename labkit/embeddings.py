@@ -1,10 +1,11 @@
 """Embed a dataset once, then classify and search in embedding space (lab 03's test and questions).
 
 - `embed`: one batched pass in eval mode -> (embeddings (N, D), labels (N,)) on the CPU;
-- KNN (`knn_classifier`, `knn_predict`) and class-centre prediction (`class_centres`,
-  `centre_predict`, `centre_classify`: Question 4);
-- nearest training images (`nearest_of_class`) and the table of misclassified test images with
-  the nearest training image of the true and of the predicted class (`error_table`: Question 5);
+- KNN (`knn_classifier`, `knn_predict`) and the neighbours that vote (`nearest_neighbours`);
+- the table of misclassified test images (`error_table`: Question 5) with the student's nearest
+  true-class and predicted-class images and the k neighbours that voted;
+  class centres and the nearest images of a class are what students write (Questions 4, 5), so
+  labkit has no function that computes them;
 - `project_2d`: PCA or t-SNE to draw the embedding.
 
 The handout re-embeds the whole training set for every misclassified image (twice); here the
@@ -15,6 +16,7 @@ Used in: 03_facenet_knn.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,14 +42,11 @@ if TYPE_CHECKING:  # scikit-learn is imported where used: it takes a second or t
 
 __all__ = [
     "ERROR_COLUMNS",
-    "centre_classify",
-    "centre_predict",
-    "class_centres",
     "embed",
     "error_table",
     "knn_classifier",
     "knn_predict",
-    "nearest_of_class",
+    "nearest_neighbours",
     "project_2d",
 ]
 
@@ -61,6 +60,9 @@ ERROR_COLUMNS = (
     "nearest_true_dist",
     "nearest_pred",  # training index of the nearest image of the predicted class
     "nearest_pred_dist",
+    "voters",  # tuple: training rows of the k neighbours that voted, nearest first
+    "voter_classes",
+    "voter_dists",
 )
 _SHUFFLING = (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)
 _MAX_BLOCK = 2**24  # distance-matrix entries per chunk of queries (64 MiB of float32)
@@ -188,122 +190,62 @@ def _cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 
-def nearest_of_class(
-    query_embeddings: Any,
-    query_classes: Any,
-    train_embeddings: Any,
-    train_labels: Any,
+def nearest_neighbours(
+    query_embeddings: Any, train_embeddings: Any, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each query, the training image of the given class nearest to it.
+    """The `k` training embeddings nearest each query (Euclidean), nearest first.
+
+    These are the neighbours a k-NN classifier (scikit-learn's default, Euclidean) votes with.
 
     Args:
-        query_embeddings: (Q, D).
-        query_classes: (Q,) the class to search in, per query.
-        train_embeddings: (N, D); train_labels: (N,).
+        query_embeddings: (Q, D); train_embeddings: (N, D); k: 1 <= k <= N.
     Returns:
-        (indices (Q,) int64 into the training set, distances (Q,) float32).
-    Used in: 03_facenet_knn (Question 5, through `error_table`).
+        (indices (Q, k) int64 into the training set, distances (Q, k) float32).
+    Used in: 03_facenet_knn (the voters shown in Question 5's gallery, through `error_table`).
     """
     train = _tensor(train_embeddings, torch.float32)
-    labels = _tensor(train_labels).to(train.device).long()
     queries = _tensor(query_embeddings, torch.float32).to(train.device)
-    classes = _tensor(query_classes).to(train.device).long()
-    _check_pair(train, labels, "nearest_of_class (training set)")
-    _check_pair(queries, classes, "nearest_of_class (queries)")
-    if queries.shape[1] != train.shape[1]:
+    if train.ndim != 2 or queries.ndim != 2 or queries.shape[1] != train.shape[1]:
         raise ValueError(
-            f"queries have {queries.shape[1]} dims, training embeddings {train.shape[1]}"
+            f"need queries (Q, D) and training embeddings (N, D), got {tuple(queries.shape)} "
+            f"and {tuple(train.shape)}"
         )
-    missing = sorted(set(classes.unique().tolist()) - set(labels.unique().tolist()))
-    if missing:
+    if not isinstance(k, int) or not 1 <= k <= len(train):
         raise ValueError(
-            f"no training image of class {missing[0]}"
-            f"{f' (nor of {missing[1:]})' if len(missing) > 1 else ''}; every class searched "
-            "needs at least one training image"
+            f"k must be an int from 1 to the {len(train)} training embeddings, got {k!r}"
         )
     indices, distances = [], []
     step = max(1, _MAX_BLOCK // max(len(train), 1))  # query rows per chunk
     for start in range(0, len(queries), step):
-        chunk, wanted = queries[start : start + step], classes[start : start + step]
-        dist = _cdist(chunk, train)  # (q, N)
-        dist = dist.masked_fill(labels[None, :] != wanted[:, None], float("inf"))
-        best = dist.min(dim=1)
+        best = _cdist(queries[start : start + step], train).topk(k, dim=1, largest=False)
         indices.append(best.indices)
         distances.append(best.values)
     if not indices:
-        return torch.empty(0, dtype=torch.long), torch.empty(0)
-    return torch.cat(indices), torch.cat(distances)
-
-
-def class_centres(
-    embeddings: Any, labels: Any, num_classes: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each class's mean embedding and the index of its own image nearest that mean (Question 4).
-
-    Args:
-        embeddings: (N, D) training embeddings; labels: (N,) in [0, num_classes).
-        num_classes: default max(labels) + 1; every class must have an embedding.
-    Returns:
-        (centres (C, D) float32, representatives (C,) int64 indices into `embeddings`).
-    Used in: 03_facenet_knn.
-    """
-    x, y = _tensor(embeddings, torch.float32), _tensor(labels).long()
-    _check_pair(x, y, "class_centres")
-    if len(y) == 0:
-        raise ValueError("class_centres got no embeddings")
-    num_classes = int(y.max()) + 1 if num_classes is None else num_classes
-    if int(y.min()) < 0 or int(y.max()) >= num_classes:
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}), got {int(y.min())}..{int(y.max())}"
-        )
-    counts = torch.bincount(y, minlength=num_classes)  # (C,)
-    empty = (counts == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"class {empty[0]} has no embeddings (empty classes: {empty})")
-    sums = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, y, x)
-    centres = sums / counts[:, None].to(x.device)  # (C, D)
-    representatives, _ = nearest_of_class(centres, torch.arange(num_classes), x, y)
-    return centres, representatives
-
-
-def centre_predict(embeddings: Any, centres: Any) -> torch.Tensor:
-    """The index of the nearest centre (C, D) for each embedding (Q, D): predicted classes (Q,).
-
-    Pass `train_embeddings[representatives]` as `centres` to predict with each class's
-    representative image instead of its mean.
-    Used in: 03_facenet_knn (Question 4).
-    """
-    x, c = _tensor(embeddings, torch.float32), _tensor(centres, torch.float32)
-    if x.ndim != 2 or c.ndim != 2 or x.shape[1] != c.shape[1]:
-        raise ValueError(
-            f"need embeddings (Q, D) and centres (C, D), got {tuple(x.shape)} and {tuple(c.shape)}"
-        )
-    return _cdist(x, c.to(x.device)).argmin(dim=1)
-
-
-def centre_classify(
-    query_embeddings: Any,
-    train_embeddings: Any,
-    train_labels: Any,
-    *,
-    use: Literal["mean", "representative"] = "mean",
-    num_classes: int | None = None,
-) -> torch.Tensor:
-    """Predicted classes (Q,) by the nearest class mean, or nearest representative image.
-
-    `use="representative"` follows the handout's wording: find the training image nearest each
-    class mean, then predict by the nearest of those images.
-    Used in: 03_facenet_knn (Question 4).
-    """
-    if use not in ("mean", "representative"):
-        raise ValueError(f"use must be 'mean' or 'representative', got {use!r}")
-    centres, representatives = class_centres(train_embeddings, train_labels, num_classes)
-    if use == "representative":
-        centres = _tensor(train_embeddings, torch.float32)[representatives]
-    return centre_predict(query_embeddings, centres)
+        return torch.empty(0, k, dtype=torch.long), torch.empty(0, k)
+    return torch.cat(indices).cpu(), torch.cat(distances).cpu()
 
 
 # ---------------------------------------------------------------- errors and projections
+
+
+def _check_rows(rows: torch.Tensor, classes: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    """`rows` (E,) must index training images (else ValueError); a row of another class than
+    `want` (E,) gets a warning."""
+    if rows.shape != want.shape:
+        raise ValueError(
+            f"{what}: need one training row per misclassified test image ({len(want)}), "
+            f"got shape {tuple(rows.shape)}"
+        )
+    if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= len(classes)):
+        raise ValueError(f"{what}: rows must lie in [0, {len(classes)}), the training set")
+    wrong = (classes[rows] != want).nonzero().flatten()
+    if len(wrong):  # drawn as given (titles name each image's own class), so the student sees
+        row = int(rows[wrong[0]])
+        warnings.warn(
+            f"{what}: training row {row} is of class {int(classes[row])}, not "
+            f"{int(want[wrong[0]])} ({len(wrong)} such rows); fix your Question 5 answer",
+            stacklevel=3,
+        )
 
 
 def error_table(
@@ -313,36 +255,48 @@ def error_table(
     train_embeddings: Any,
     train_labels: Any,
     class_names: Sequence[str] | None = None,
+    *,
+    nearest_true: Any,
+    nearest_pred: Any,
+    neighbors: int = 5,
 ) -> pd.DataFrame:
-    """One row per misclassified test image, with the nearest training image of each class.
+    """One row per misclassified test image: the images it was compared with, and their distances.
 
-    All searches are one masked `torch.cdist` over the given embeddings: embed the training set
-    once (`embed`), never per error.
+    `nearest_true` and `nearest_pred` are the training rows of the nearest image of the true and
+    of the predicted class, one per error in test order (the student's answer to Question 5);
+    this function checks their classes and measures their distances. It adds the `neighbors`
+    training images that voted in the k-NN prediction, nearest first.
 
     Returns:
         a DataFrame with columns `ERROR_COLUMNS`: test index, true and predicted class (index
-        and name; the name is the index as text without `class_names`), and for the true and
-        the predicted class the nearest training image's index and distance.
+        and name; the name is the index as text without `class_names`), the nearest true-class
+        and predicted-class rows with their distances, and the voters' rows, classes and
+        distances (tuples of `neighbors` values).
+    Raises:
+        ValueError when the labels and predictions differ in shape, or `nearest_true` /
+        `nearest_pred` do not hold one training row per error; a row of the wrong class only
+        warns (the gallery draws it, titled with its own class), so later cells still run.
     Used in: 03_facenet_knn (Question 5).
     """
     labels, preds = _tensor(test_labels).long().cpu(), _tensor(preds).long().cpu()
-    test = _tensor(test_embeddings, torch.float32)
+    test = _tensor(test_embeddings, torch.float32).cpu()
+    train = _tensor(train_embeddings, torch.float32).cpu()
+    train_classes = _tensor(train_labels).long().cpu()
     if labels.shape != preds.shape or labels.ndim != 1:
         raise ValueError(
             f"need test_labels and preds of the same shape (N,), got {tuple(labels.shape)} "
             f"and {tuple(preds.shape)}"
         )
     _check_pair(test, labels, "error_table (test set)")
+    _check_pair(train, train_classes, "error_table (training set)")
     wrong = (preds != labels).nonzero().flatten()  # (E,)
     true, pred = labels[wrong], preds[wrong]
-    queries = test[wrong.to(test.device)]
-    # both searches in one call: the first E rows look in the true class, the last E in the
-    # predicted one
-    index, dist = nearest_of_class(
-        torch.cat([queries, queries]), torch.cat([true, pred]), train_embeddings, train_labels
-    )
-    index, dist = index.cpu(), dist.cpu()
-    num_errors = len(wrong)
+    rows_true = _tensor(nearest_true).long().cpu().reshape(-1)
+    rows_pred = _tensor(nearest_pred).long().cpu().reshape(-1)
+    _check_rows(rows_true, train_classes, true, "nearest_true")
+    _check_rows(rows_pred, train_classes, pred, "nearest_pred")
+    queries = test[wrong]
+    voters, voter_dists = nearest_neighbours(queries, train, neighbors)
 
     def name(label: int) -> str:
         return str(class_names[label]) if class_names is not None else str(label)
@@ -354,10 +308,13 @@ def error_table(
             "pred": pred.numpy(),
             "true_name": [name(c) for c in true.tolist()],
             "pred_name": [name(c) for c in pred.tolist()],
-            "nearest_true": index[:num_errors].numpy(),
-            "nearest_true_dist": dist[:num_errors].numpy(),
-            "nearest_pred": index[num_errors:].numpy(),
-            "nearest_pred_dist": dist[num_errors:].numpy(),
+            "nearest_true": rows_true.numpy(),
+            "nearest_true_dist": (queries - train[rows_true]).norm(dim=1).numpy(),
+            "nearest_pred": rows_pred.numpy(),
+            "nearest_pred_dist": (queries - train[rows_pred]).norm(dim=1).numpy(),
+            "voters": [tuple(v) for v in voters.tolist()],
+            "voter_classes": [tuple(train_classes[v].tolist()) for v in voters],
+            "voter_dists": [tuple(round(d, 4) for d in v) for v in voter_dists.tolist()],
         },
         columns=list(ERROR_COLUMNS),
     )

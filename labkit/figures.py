@@ -28,7 +28,9 @@ def _check(**values: int) -> None:
 def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, kind: str) -> None:
     """A rounded box centred at (x, y) with its text."""
     ax.add_patch(
-        FancyBboxPatch((x - w / 2, y - h / 2), w, h, facecolor=_COLORS[kind], edgecolor="0.3", **_BOX)
+        FancyBboxPatch(
+            (x - w / 2, y - h / 2), w, h, facecolor=_COLORS[kind], edgecolor="0.3", **_BOX
+        )
     )
     ax.text(x, y, text, ha="center", va="center", fontsize=8)
 
@@ -74,11 +76,13 @@ def draw_dense_block(num_layers: int = 3, growth_rate: int = 12, in_channels: in
     _box(ax, x, y_mid, 1.7, 1.6, f"transition\nBN-ReLU-1x1 ({out})\navg pool 2x2", "conv")
     _arrow(ax, (xs[-2] + 0.65, y_mid), (x - 0.85, y_mid))
     ax.text(
-        5, 1.6,
+        5,
+        1.6,
         f"growth rate k = {growth_rate}: each layer adds k channels, "
         f"{in_channels} + {num_layers} x {growth_rate} = {channels}; "
         f"the transition halves them to {out} and halves height and width",
-        ha="center", fontsize=8,
+        ha="center",
+        fontsize=8,
     )
     _finish(ax, f"a dense block of {num_layers} layers and its transition")
     fig.tight_layout()
@@ -123,7 +127,9 @@ def _form(ax: Axes, form: str, cardinality: int, d: int, in_channels: int) -> No
     ax.text(5, 0.35, f"+ shortcut, ReLU: {out} ch", ha="center", fontsize=8)
 
 
-def draw_resnext_forms(cardinality: int = 4, bottleneck_width: int = 4, in_channels: int = 64) -> Figure:
+def draw_resnext_forms(
+    cardinality: int = 4, bottleneck_width: int = 4, in_channels: int = 64
+) -> Figure:
     """The three equivalent forms of a ResNeXt block (Xie et al., 2017, Fig. 3), side by side.
 
     (a) `cardinality` paths, each 1x1, 3x3, 1x1, summed; (b) the paths concatenated before one

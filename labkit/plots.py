@@ -20,7 +20,6 @@ from matplotlib.ticker import MaxNLocator
 
 from labkit.train import HISTORY_COLUMNS
 
-
 _TEST_AS_VAL = {"test_loss": "val_loss", "test_acc": "val_acc"}  # a history shown with test_* names
 
 
@@ -57,7 +56,7 @@ def plot_history(
     eval_name: str | None = None,
     accuracy: str = "accuracy",
 ) -> Figure:
-    """Loss (left) and accuracy (right) per epoch; train solid, evaluated dashed, a colour per model.
+    """Loss (left) and accuracy (right) per epoch: train solid, evaluated dashed, a colour each.
 
     Args:
         histories: a history from `labkit.train.fit`, or {name: history} to compare models.
@@ -104,6 +103,7 @@ def plot_image_grid(
     *,
     ncols: int = 8,
     title: str | None = None,
+    column_titles: Sequence[str] | None = None,
 ) -> Figure:
     """A grid of images, each titled with its class name.
 
@@ -113,12 +113,18 @@ def plot_image_grid(
         class_names: names indexed by label; default the label itself.
         ncols: images per row.
         title: figure title.
-    Used in: 02_densenet_resnext.
+        column_titles: `ncols` headings above the first row's images, e.g. ("anchor",
+            "positive", "negative") for a grid of triplets; ValueError for another count.
+    Used in: 02_densenet_resnext, 03_facenet_knn.
     """
     from labkit.data.tensor_dataset import to_display
 
     if len(images) == 0:
         raise ValueError("plot_image_grid got no images")
+    if column_titles is not None and len(column_titles) != ncols:
+        raise ValueError(
+            f"column_titles needs one heading per column ({ncols}), got {len(column_titles)}"
+        )
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(0.9 * ncols, 1.0 * nrows + 0.3), squeeze=False, layout="constrained"
@@ -129,9 +135,14 @@ def plot_image_grid(
         if index >= len(images):
             continue
         ax.imshow(pictures[index])
+        name = ""
         if labels is not None:
             label = int(labels[index])
-            ax.set_title(class_names[label] if class_names else str(label), fontsize=8)
+            name = class_names[label] if class_names else str(label)
+        if column_titles is not None and index < ncols:
+            name = f"{column_titles[index]}\n{name}" if name else column_titles[index]
+        if name:
+            ax.set_title(name, fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -162,6 +173,11 @@ def _error_names(row: pd.Series, class_names: Sequence[str] | None) -> tuple[str
     return str(row["true_name"]), str(row["pred_name"])
 
 
+def _panels(row: pd.Series) -> int:
+    """Images in one error's row: the test image, the two nearest, and the k voters."""
+    return 3 + len(row["voters"])
+
+
 def _draw_error(
     axes: Sequence[Axes],
     row: pd.Series,
@@ -169,7 +185,8 @@ def _draw_error(
     train_images: torch.Tensor,
     class_names: Sequence[str] | None,
 ) -> None:
-    """Draw one error into three axes: test image, nearest of its true class, of the predicted."""
+    """Draw one error: the test image, the nearest training image of its true class and of the
+    predicted class, then the k training images that voted (class and distance each)."""
     from labkit.data.tensor_dataset import to_display
 
     true, pred = _error_names(row, class_names)
@@ -184,6 +201,11 @@ def _draw_error(
             f"nearest {pred}\nd={float(row['nearest_pred_dist']):.2f}",
         ),
     ]
+    for rank, (index, label, dist) in enumerate(
+        zip(row["voters"], row["voter_classes"], row["voter_dists"], strict=True), start=1
+    ):
+        name = str(class_names[int(label)]) if class_names else str(int(label))
+        panels.append((train_images[int(index)], f"vote {rank}: {name}\nd={float(dist):.2f}"))
     for ax, (image, title) in zip(axes, panels, strict=True):
         ax.imshow(to_display(image))
         ax.set_title(title, fontsize=8)
@@ -197,7 +219,8 @@ def plot_error_row(
     train_images: torch.Tensor,
     class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """Error `i` of `errors` as its own figure: test image, nearest true-class and predicted-class.
+    """Error `i` of `errors` as its own figure: test image, nearest true-class and predicted-class
+    training images, and the k neighbours that voted.
 
     The figure is not registered with pyplot, so saving or browsing many of them shows none and
     leaks none; in a notebook, a bare `fig` shows it.
@@ -213,9 +236,9 @@ def plot_error_row(
     _check_error_table(errors)
     if not 0 <= i < len(errors):
         raise IndexError(f"error {i} out of range: the table has {len(errors)} errors")
-    fig = Figure(figsize=(4.2, 1.75), layout="constrained")
-    axes = fig.subplots(1, 3)
     row = errors.iloc[i]
+    fig = Figure(figsize=(1.4 * _panels(row), 1.75), layout="constrained")
+    axes = fig.subplots(1, _panels(row))
     _draw_error(axes, row, _stored_images(test_images), _stored_images(train_images), class_names)
     return fig
 
@@ -229,7 +252,8 @@ def plot_error_gallery(
     max_rows: int | None = None,
 ) -> Figure:
     """One row per misclassified test image: it, the nearest training image of its true class
-    and of the predicted class, titled with class names and embedding distances.
+    and of the predicted class, and the k neighbours that voted, titled with class names and
+    embedding distances.
 
     Args:
         errors: the DataFrame from `labkit.embeddings.error_table`.
@@ -248,14 +272,23 @@ def plot_error_gallery(
         ax.text(0.5, 0.5, "no errors", ha="center", va="center", transform=ax.transAxes)
         return fig
     shown = total if max_rows is None else min(total, max_rows)
+    columns = _panels(errors.iloc[0])
     fig, axes = plt.subplots(
-        shown, 3, figsize=(4.2, 1.7 * shown + 0.6), squeeze=False, layout="constrained"
+        shown,
+        columns,
+        figsize=(1.4 * columns, 1.7 * shown + 0.6),
+        squeeze=False,
+        layout="constrained",
     )
     test, train = _stored_images(test_images), _stored_images(train_images)
     for i in range(shown):
         _draw_error(axes[i], errors.iloc[i], test, train, class_names)
     count = f"{total} errors" if shown == total else f"first {shown} of {total} errors"
-    fig.suptitle(f"{count}\ntest | nearest of true class | nearest of predicted", fontsize=9)
+    fig.suptitle(
+        f"{count}\ntest | nearest of true class | nearest of predicted | the k neighbours that "
+        "voted",
+        fontsize=9,
+    )
     return fig
 
 
@@ -331,4 +364,40 @@ def plot_embedding_2d(
     ax.set_yticks([])
     if title:
         ax.set_title(title)
+    return fig
+
+
+def plot_distance_histograms(
+    distances: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    margin: float,
+    *,
+    bins: int = 30,
+) -> Figure:
+    """Histograms of anchor-positive and anchor-negative distances, one panel per stage.
+
+    Args:
+        distances: {stage name, e.g. "before training": (d(a, p) (B,), d(a, n) (B,))}.
+        margin: drawn as a line: a triplet violates it while d(a, n) < d(a, p) + margin.
+        bins: histogram bins, shared by all panels.
+    Each panel's title gives the fraction of triplets violating the margin.
+    Used in: 03_facenet_knn.
+    """
+    if not distances:
+        raise ValueError("plot_distance_histograms got no distances")
+    fig, axes = plt.subplots(
+        1, len(distances), figsize=(5 * len(distances), 3.4), squeeze=False, layout="constrained"
+    )
+    top = max(float(torch.cat([ap, an]).max()) for ap, an in distances.values())
+    edges = np.linspace(0.0, top * 1.02 + 1e-9, bins + 1)
+    for ax, (stage, (ap, an)) in zip(axes[0], distances.items(), strict=True):
+        ap, an = torch.as_tensor(ap).double(), torch.as_tensor(an).double()
+        ax.hist(ap.numpy(), edges, alpha=0.6, label="anchor-positive d(a, p)")
+        ax.hist(an.numpy(), edges, alpha=0.6, label="anchor-negative d(a, n)")
+        violating = float((an < ap + margin).double().mean())
+        ax.set_title(
+            f"{stage}\n{violating:.0%} of triplets violate the margin {margin:g}", fontsize=10
+        )
+        ax.set_xlabel("distance in embedding space")
+        ax.set_ylabel("triplets")
+        ax.legend(fontsize=8)
     return fig

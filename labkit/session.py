@@ -17,11 +17,11 @@ SMOKE_LINE = (
 MEANINGS = {  # what each profile's numbers are good for, one line each
     "smoke": "a seconds-long check for CI: the notebook runs, its numbers mean nothing",
     "cpu": "meaningful numbers in minutes on a laptop CPU; the model answers quote this profile",
-    "full": "the handout's settings, meant for a GPU; the model answers give its numbers in [brackets]",
+    "full": "the handout's settings, for a GPU; model answers give its numbers in [brackets]",
 }
 SWITCH_LINE = (
     "switch: set LABKIT_PROFILE=smoke, cpu or full before starting Jupyter, or pass the profile "
-    "to start(), e.g. start(\"cpu\")"
+    'to start(), e.g. start("cpu")'
 )
 
 

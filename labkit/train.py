@@ -377,6 +377,7 @@ class _Setup:
     loss_fn: LossFn
     metric_fn: MetricFn | None
     forward_fn: ForwardFn
+    val_metrics: Mapping[str, MetricFn]
     accum_steps: int
     amp_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
@@ -451,13 +452,16 @@ def _nonfinite_error(value: float, epoch: int, step: int, last_good: Path | None
     )
 
 
-def _validate(model: nn.Module, val_loader: Iterable | None, setup: _Setup) -> tuple[float, float]:
+def _validate(model: nn.Module, val_loader: Iterable | None, setup: _Setup) -> dict[str, float]:
+    """The validation columns of one epoch: val_loss, val_acc and `val_<name>` per extra metric."""
+    extra = {f"val_{name}": math.nan for name in setup.val_metrics}
     if val_loader is None:
-        return math.nan, math.nan
+        return {"val_loss": math.nan, "val_acc": math.nan, **extra}
     metrics = {"acc": setup.metric_fn} if setup.metric_fn is not None else {}
+    metrics.update(setup.val_metrics)
     with _autocast(model_device(model), setup.amp_dtype):
         result = _eval_loop(model, val_loader, setup.loss_fn, setup.forward_fn, metrics)
-    return result["loss"], result.get("acc", math.nan)
+    return {f"val_{k}": result.get(k, math.nan) for k in ("loss", "acc", *setup.val_metrics)}
 
 
 def _run_epoch(
@@ -489,13 +493,13 @@ def _run_epoch(
             train_loss, train_acc = _train_epoch(
                 model, train_loader, bar, num_batches, optimizer, setup, epoch, last_good
             )
-            val_loss, val_acc = _validate(model, val_loader, setup)
+            validated = _validate(model, val_loader, setup)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "train_acc": train_acc,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
+                "val_loss": validated.pop("val_loss"),
+                "val_acc": validated.pop("val_acc"),
                 "lr": lr,
             }
             bar.set_postfix(
@@ -503,7 +507,7 @@ def _run_epoch(
             )
     except torch.cuda.OutOfMemoryError as err:
         raise _oom_error(err, model_device(model), epoch) from err
-    return {**row, "seconds": time.perf_counter() - start}
+    return {**row, "seconds": time.perf_counter() - start, **validated}
 
 
 def fit(
@@ -528,6 +532,7 @@ def fit(
     restore_best: bool = False,
     progress: bool = True,
     desc: str | None = None,
+    val_metrics: Mapping[str, MetricFn] | None = None,
 ) -> pd.DataFrame:
     """Train `model` for `num_epochs` epochs and return the history, one row per epoch.
 
@@ -560,9 +565,13 @@ def fit(
         restore_best: load the best epoch's weights at the end (default: keep the last).
         progress: one tqdm bar per epoch; False draws nothing.
         desc: label on the progress bars (e.g. the model's name).
+        val_metrics: more `metric_fn`s measured on `val_loader` after each epoch, each a
+            column `val_<name>` after `HISTORY_COLUMNS` (e.g. the fraction of test triplets
+            that still violate the margin). Their names are part of a run's settings.
 
     Returns:
-        DataFrame with columns `HISTORY_COLUMNS` (NaN where not measured); `attrs["best_epoch"]`
+        DataFrame with columns `HISTORY_COLUMNS` (NaN where not measured), then one column per
+        `val_metrics` entry; `attrs["best_epoch"]`
         (None when `monitor` was never measured) and `attrs["monitor"]`.
     """
     if runs_dir is not None and checkpoint_dir is not None:
@@ -591,7 +600,12 @@ def fit(
             accum_steps=accum_steps,
             loss_fn=loss_fn,
             val_loader=val_loader,
-            extra={"monitor": monitor, "patience": patience, **(run_info or {})},
+            extra={
+                "monitor": monitor,
+                "patience": patience,
+                **({"val_metrics": sorted(val_metrics)} if val_metrics else {}),
+                **(run_info or {}),
+            },
         )
     if runs_dir is not None:
         checkpoint_dir, resume = Path(runs_dir) / settings_digest(settings), True
@@ -605,6 +619,7 @@ def fit(
         loss_fn,
         metric_fn,
         forward_fn or _forward,
+        dict(val_metrics or {}),
         accum_steps,
         amp_dtype,
         scaler,
@@ -643,7 +658,8 @@ def fit(
             _save_epoch(folder, parts, records, improved, monitor, settings)
     if restore_best and best_epoch is not None:
         _restore_best(model, best_state, folder)
-    history = pd.DataFrame.from_records(records, columns=HISTORY_COLUMNS)
+    extra = [f"val_{name}" for name in setup.val_metrics]
+    history = pd.DataFrame.from_records(records, columns=HISTORY_COLUMNS + extra)
     history.attrs.update(best_epoch=best_epoch, monitor=monitor)
     return history
 

@@ -6,20 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from error_answers import error_answers
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.data.tensor_dataset import TensorImageDataset, normalize
 from labkit.embeddings import (
     ERROR_COLUMNS,
-    centre_classify,
-    centre_predict,
-    class_centres,
     embed,
     error_table,
     knn_classifier,
     knn_predict,
-    nearest_of_class,
+    nearest_neighbours,
     project_2d,
 )
 
@@ -89,63 +87,53 @@ def test_knn_finds_each_point_itself():
     assert torch.equal(knn_predict(clf, x), y)  # each point is its own nearest neighbour
 
 
-def test_class_centres_match_numpy_loop_and_representatives_are_nearest():
-    x, y = _points(50)
-    centres, reps = class_centres(x, y)
-    xn, yn = x.numpy(), y.numpy()
-    for c in range(4):
-        np.testing.assert_allclose(centres[c].numpy(), xn[yn == c].mean(axis=0), rtol=1e-5)
-        members = np.flatnonzero(yn == c)
-        dists = [np.linalg.norm(xn[i] - centres[c].numpy()) for i in members]
-        assert reps[c].item() == members[int(np.argmin(dists))]
+def _nearest_loop(query: torch.Tensor, cls: int, train: torch.Tensor, labels: torch.Tensor):
+    """(row, distance) of the training point of class `cls` nearest `query`, by a plain loop."""
+    best, best_d = -1, float("inf")
+    for j in range(len(train)):
+        if labels[j] == cls and (dj := torch.linalg.norm(query - train[j]).item()) < best_d:
+            best, best_d = j, dj
+    return best, best_d
 
 
-def test_class_centres_names_an_empty_class():
-    x, y = _points(8, num_classes=2)
-    with pytest.raises(ValueError, match="class 2 has no embeddings"):
-        class_centres(x, y, num_classes=3)
-
-
-def test_centre_predict_matches_brute_force():
-    x, y = _points(30)
-    queries, _ = _points(20, seed=3)
-    centres, reps = class_centres(x, y)
-    preds = centre_predict(queries, centres)
-    for q, p in zip(queries, preds, strict=True):
-        assert p.item() == int(np.argmin([np.linalg.norm(q - c) for c in centres]))
-    assert torch.equal(centre_classify(queries, x, y), preds)
-    by_rep = centre_classify(queries, x, y, use="representative")
-    assert torch.equal(by_rep, centre_predict(queries, x[reps]))
-
-
-def test_nearest_of_class_matches_brute_force_loop():
+def test_nearest_neighbours_are_the_ones_knn_votes_with():
     train, labels = _points(60)
     queries, _ = _points(25, seed=7)
-    classes = torch.arange(25) % 4
-    index, dist = nearest_of_class(queries, classes, train, labels)
-    for q, c, i, d in zip(queries, classes, index, dist, strict=True):
-        best, best_d = -1, float("inf")
-        for j in range(len(train)):
-            if labels[j] == c and (dj := torch.linalg.norm(q - train[j]).item()) < best_d:
-                best, best_d = j, dj
-        assert i.item() == best
-        assert d.item() == pytest.approx(best_d, rel=1e-5)
+    index, dist = nearest_neighbours(queries, train, 5)
+    clf = knn_classifier(train, labels, n_neighbors=5)
+    sk_dist, sk_index = clf.kneighbors(queries.numpy())
+    assert torch.equal(index, torch.as_tensor(sk_index))
+    np.testing.assert_allclose(dist.numpy(), sk_dist, rtol=1e-5)
+    assert (dist[:, 1:] >= dist[:, :-1]).all()  # nearest first
 
 
-def test_nearest_of_class_names_missing_class():
-    train, labels = _points(8, num_classes=2)
-    with pytest.raises(ValueError, match="class 3"):
-        nearest_of_class(train[:2], torch.tensor([0, 3]), train, labels)
+def test_nearest_neighbours_refuses_bad_k_and_shapes():
+    train, _ = _points(6)
+    with pytest.raises(ValueError, match="k must be an int from 1 to the 6"):
+        nearest_neighbours(train, train, 7)
+    with pytest.raises(ValueError, match="need queries"):
+        nearest_neighbours(train[:, :3], train, 2)
 
 
 # ---------------------------------------------------------------- errors, projection
 
 
-def test_error_table_equals_per_query_loop():
+def test_error_table_measures_the_given_images_and_lists_the_voters():
     train, train_labels = _points(40)
     test, test_labels = _points(30, seed=5)
     preds = knn_predict(knn_classifier(train, train_labels, 3), test)
-    table = error_table(test_labels, preds, test, train, train_labels, ["a", "b", "c", "d"])
+    true_rows, pred_rows = error_answers(test, test_labels, preds, train, train_labels)
+    table = error_table(
+        test_labels,
+        preds,
+        test,
+        train,
+        train_labels,
+        ["a", "b", "c", "d"],
+        nearest_true=true_rows.numpy(),
+        nearest_pred=pred_rows,
+        neighbors=3,
+    )
     wrong = (preds != test_labels).nonzero().flatten()
     assert len(wrong) > 0 and len(table) == len(wrong)
     assert list(table.columns) == list(ERROR_COLUMNS)
@@ -156,13 +144,39 @@ def test_error_table_equals_per_query_loop():
             (row.true, row.nearest_true, row.nearest_true_dist),
             (row.pred, row.nearest_pred, row.nearest_pred_dist),
         ):
-            i, d = nearest_of_class(test[t : t + 1], torch.tensor([cls]), train, train_labels)
-            assert idx == i.item() and dist == pytest.approx(d.item())
+            i, d = _nearest_loop(test[t], cls, train, train_labels)
+            assert idx == i and dist == pytest.approx(d, rel=1e-5)
+        by_distance = sorted(range(len(train)), key=lambda j: torch.dist(test[t], train[j]).item())
+        assert list(row.voters) == by_distance[:3]
+        assert list(row.voter_classes) == train_labels[by_distance[:3]].tolist()
+        assert np.bincount(row.voter_classes, minlength=4).argmax() == row.pred  # they voted so
+
+
+def test_error_table_warns_of_rows_of_another_class_and_refuses_a_wrong_count():
+    train, train_labels = _points(40)
+    test, test_labels = _points(30, seed=5)
+    preds = knn_predict(knn_classifier(train, train_labels, 3), test)
+    true_rows, pred_rows = error_answers(test, test_labels, preds, train, train_labels)
+    args = (test_labels, preds, test, train, train_labels)
+    with pytest.warns(UserWarning, match=r"nearest_true: training row \d+ is of class"):
+        table = error_table(*args, nearest_true=pred_rows, nearest_pred=pred_rows)
+    assert table["nearest_true"].tolist() == pred_rows.tolist()  # drawn as given
+    with pytest.raises(ValueError, match="nearest_pred: need one training row per misclassified"):
+        error_table(*args, nearest_true=true_rows, nearest_pred=pred_rows[:-1])
 
 
 def test_error_table_without_errors_is_empty_with_columns():
     train, train_labels = _points(12)
-    table = error_table(train_labels, train_labels, train, train, train_labels)
+    empty = torch.empty(0, dtype=torch.long)
+    table = error_table(
+        train_labels,
+        train_labels,
+        train,
+        train,
+        train_labels,
+        nearest_true=empty,
+        nearest_pred=empty,
+    )
     assert isinstance(table, pd.DataFrame) and len(table) == 0
     assert list(table.columns) == list(ERROR_COLUMNS)
 

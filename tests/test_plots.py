@@ -107,3 +107,18 @@ def test_history_with_test_columns_is_drawn_as_test():
     loss_ax, _ = plot_history(history).axes
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["train", "test"]
     assert list(loss_ax.lines[1].get_ydata()) == list(history["test_loss"])
+
+
+def test_image_grid_column_titles_head_the_first_row():
+    images = torch.zeros(6, 3, 4, 4, dtype=torch.uint8)
+    fig = plot_image_grid(
+        images,
+        [0, 1, 2, 0, 1, 2],
+        ["a", "b", "c"],
+        ncols=3,
+        column_titles=("anchor", "positive", "negative"),
+    )
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:3] == ["anchor\na", "positive\nb", "negative\nc"] and titles[3] == "a"
+    with pytest.raises(ValueError, match="one heading per column"):
+        plot_image_grid(images, ncols=3, column_titles=("anchor",))

@@ -6,11 +6,12 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from error_answers import answered_error_table
 from PIL import Image
 
 from labkit.data.tensor_dataset import TensorImageDataset
-from labkit.embeddings import error_table
 from labkit.plots import (
+    plot_distance_histograms,
     plot_embedding_2d,
     plot_error_gallery,
     plot_error_row,
@@ -39,27 +40,24 @@ def _errors(num_test: int = 12):
     train_labels, test_labels = torch.arange(15) % 3, torch.arange(num_test) % 3
     preds = test_labels.clone()
     preds[::3] = (preds[::3] + 1) % 3  # every third test image is wrong
-    table = error_table(
-        test_labels,
-        preds,
-        torch.randn(num_test, 4, generator=g),
-        torch.randn(15, 4, generator=g),
-        train_labels,
-    )
+    test, train = torch.randn(num_test, 4, generator=g), torch.randn(15, 4, generator=g)
+    table = answered_error_table(test, test_labels, preds, train, train_labels)
     return table, test_images, train_images
 
 
-def test_gallery_has_three_axes_per_row():
+def test_gallery_has_the_two_nearest_and_the_voters_per_row():
     errors, test_images, train_images = _errors()
     fig = plot_error_gallery(errors, test_images, train_images, NAMES)
-    assert len(errors) == 4 and len(fig.axes) == 3 * len(errors)
+    assert len(errors) == 4 and len(fig.axes) == (3 + 3) * len(errors)
     assert fig.axes[1].get_title().startswith(f"nearest {NAMES[errors['true'][0]]}")
+    first_voter = NAMES[errors["voter_classes"][0][0]]
+    assert fig.axes[3].get_title().startswith(f"vote 1: {first_voter}")
 
 
 def test_gallery_max_rows_notes_how_many_shown():
     errors, test_images, train_images = _errors()
     fig = plot_error_gallery(errors, test_images, train_images, NAMES, max_rows=2)
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 12  # two rows of six images
     assert "2 of 4" in fig.get_suptitle()
 
 
@@ -75,7 +73,7 @@ def test_gallery_takes_datasets_and_table_names():
     train_set = TensorImageDataset(train_images, torch.arange(len(train_images)) % 3)
     fig = plot_error_row(errors, 0, test_set, train_set)
     row = errors.iloc[0]
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 6  # test, two nearest, three voters
     assert fig.axes[0].get_title() == f"test #{row.test_index}\n{row.true_name} as {row.pred_name}"
 
 
@@ -116,3 +114,14 @@ def test_embedding_2d_legend_has_one_entry_per_class():
     assert texts == list(NAMES)
     fig2, ax = plt.subplots()
     assert plot_embedding_2d(points.numpy(), labels, ax=ax) is fig2
+
+
+def test_distance_histograms_one_panel_per_stage_with_the_violating_fraction():
+    ap = torch.tensor([1.0, 1.0, 3.0, 1.0])
+    an = torch.tensor([4.0, 2.0, 1.0, 3.5])  # gaps 3, 1, -2, 2.5: two inside margin 2
+    fig = plot_distance_histograms({"before": (ap, an), "after": (ap, an + 5)}, margin=2.0)
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_title() == "before\n50% of triplets violate the margin 2"
+    assert fig.axes[1].get_title().endswith("0% of triplets violate the margin 2")
+    with pytest.raises(ValueError, match="no distances"):
+        plot_distance_histograms({}, margin=2.0)

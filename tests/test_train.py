@@ -383,3 +383,37 @@ def test_seed_makes_fit_repeatable():
 
     for p, q in zip(run().parameters(), run().parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_fit_val_metrics_add_columns_measured_on_the_val_loader(tmp_path):
+    dataset = _data(n=10)
+    model = nn.Linear(6, 3)
+    x, y = dataset.tensors
+    with torch.no_grad():
+        logits = model(x)
+
+    def wrong(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        return 1.0 - accuracy(outputs, targets)
+
+    history = _fit(
+        model,
+        _loader(dataset),
+        _loader(dataset, 3),
+        optimizer=_sgd(model, lr=0.0),
+        val_metrics={"wrong": wrong},
+        num_epochs=2,
+        runs_dir=tmp_path,
+    )
+    assert list(history.columns) == [*HISTORY_COLUMNS, "val_wrong"]
+    assert history["val_wrong"].tolist() == pytest.approx([1 - accuracy(logits, y)] * 2)
+    # the metric's name is part of the run's settings: without it, another run starts
+    again = _fit(
+        model,
+        _loader(dataset),
+        _loader(dataset, 3),
+        optimizer=_sgd(model, lr=0.0),
+        num_epochs=2,
+        runs_dir=tmp_path,
+    )
+    assert list(again.columns) == HISTORY_COLUMNS
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib
 import pytest
 import torch
+from error_answers import answered_error_table
 
-from labkit.embeddings import error_table
 from labkit.widgets import error_browser, render_error
 
 matplotlib.use("Agg")
@@ -19,13 +19,12 @@ def _errors():
     test_images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=g)
     labels = torch.arange(6) % 3
     preds = (labels + torch.tensor([1, 0, 1, 0, 2, 0])) % 3  # errors at test 0, 2, 4
-    table = error_table(
-        labels,
-        preds,
+    test, train, train_labels = (
         torch.randn(6, 4, generator=g),
         torch.randn(9, 4, generator=g),
         torch.arange(9) % 3,
     )
+    table = answered_error_table(test, labels, preds, train, train_labels)
     return table, test_images, train_images
 
 
@@ -35,10 +34,10 @@ def _parts(browser):
     return previous, slider, following, caption, image
 
 
-def test_render_error_is_one_row_of_three_images():
+def test_render_error_is_one_row_of_six_images():
     errors, test_images, train_images = _errors()
     fig = render_error(errors, 1, test_images, train_images, ["a", "b", "c"])
-    assert len(fig.axes) == 3 and fig.axes[0].get_title().startswith("test #2")
+    assert len(fig.axes) == 6 and fig.axes[0].get_title().startswith("test #2")
 
 
 def test_browser_follows_slider_and_buttons():

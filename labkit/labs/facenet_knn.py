@@ -36,6 +36,7 @@ from labkit.train import fit
 from labkit.triplets.datasets import TripletDataset, triplet_forward
 from labkit.triplets.losses import (
     LossFn,
+    margin_violations,
     mined_triplet_loss,
     stacked_triplet_loss,
     triplet_accuracy,
@@ -53,6 +54,7 @@ __all__ = [
     "settings",
     "start",
     "train_embedding",
+    "triplet_distances",
     "validation_loader",
 ]
 
@@ -222,7 +224,8 @@ def train_embedding(
 
     Returns:
         The trained model (eval mode is the caller's to set) and `fit`'s history, whose
-        accuracies are triplet accuracies (the fraction with d(a, n) > d(a, p)).
+        accuracies are triplet accuracies (the fraction with d(a, n) > d(a, p)), with the column
+        `val_violating`: the fraction of the fixed test triplets still violating the margin.
     """
     _check_recipe(recipe)
     seed_everything(seed)  # the same start for every recipe, wherever it runs in a notebook
@@ -244,9 +247,31 @@ def train_embedding(
         forward_fn=triplet_forward,
         loss_fn=recipe_loss(recipe, settings.margin),
         metric_fn=triplet_accuracy,
+        val_metrics={"violating": margin_violations(settings.margin)},
         runs_dir=runs_dir,
         run_info={"seed": seed, "recipe": recipe},
         progress=progress,
         desc=recipe,
     )
     return model, history
+
+
+@torch.no_grad()
+def triplet_distances(
+    model: torch.nn.Module, loader: DataLoader
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """d(a, p) and d(a, n), each (B,) float32 on the CPU, of every triplet of `loader`.
+
+    `loader` yields stacked triplets (see `validation_loader`); the model runs in eval mode and
+    is left in the mode it was in.
+    """
+    from labkit.model_utils import eval_mode, model_device
+
+    device = model_device(model)
+    ap, an = [], []
+    with eval_mode(model):
+        for images, _ in loader:
+            out = triplet_forward(model, images.to(device))  # (b, 3, D)
+            ap.append(torch.nn.functional.pairwise_distance(out[:, 0], out[:, 1]).cpu())
+            an.append(torch.nn.functional.pairwise_distance(out[:, 0], out[:, 2]).cpu())
+    return torch.cat(ap), torch.cat(an)

@@ -3,7 +3,7 @@
 from labkit.models.densenet import DenseNet, densenet39, densenet_bc, densenet_channels
 from labkit.models.registry import get_model, list_models, register_model
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
-from labkit.models.resnext import ResNeXt, resnext, resnext32_16x8d
+from labkit.models.resnext import ResNeXt, resnext, resnext29_16x8d
 from labkit.models.summary import count_layers, count_parameters
 
 __all__ = [
@@ -20,5 +20,5 @@ __all__ = [
     "register_model",
     "resnet18_embedding",
     "resnext",
-    "resnext32_16x8d",
+    "resnext29_16x8d",
 ]

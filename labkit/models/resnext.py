@@ -11,7 +11,7 @@ from torchvision.ops.misc import Conv2dNormActivation
 from labkit.models._checks import check_num_blocks, check_positive_ints
 from labkit.models.registry import register_model
 
-__all__ = ["ResNeXt", "resnext", "resnext32_16x8d"]
+__all__ = ["ResNeXt", "resnext", "resnext29_16x8d"]
 
 _STEM_CHANNELS = 64  # the handout's 1x1 stem, 3 -> 64
 _STAGE_STRIDES = (1, 2, 2)  # feature maps 32 -> 32 -> 16 -> 8 for a 32x32 input
@@ -115,11 +115,11 @@ def resnext(
 
 
 @register_model()
-def resnext32_16x8d(**kwargs) -> ResNeXt:
-    """The handout's ResNeXt-32 (16x8d): blocks (3, 3, 3), cardinality 16, width 8.
+def resnext29_16x8d(**kwargs) -> ResNeXt:
+    """The handout's ResNeXt for lab 02: blocks (3, 3, 3), cardinality 16, width 8.
 
-    32 counts conv + fc layers including the 3 projection shortcuts (1 stem + 27 block convs
-    + 3 shortcuts + 1 fc); the paper's convention leaves shortcuts out and calls the same
-    network ResNeXt-29 (16x8d): `count_layers(model, shortcuts=False) == 29`.
+    Named by the course's rule (conv + fc layers on the main path): 1 stem + 27 block convs +
+    1 fc = 29, `count_layers(model, shortcuts=False) == 29`. The handout calls it ResNeXt-32
+    because it also counts the 3 projection shortcuts.
     """
     return ResNeXt(num_blocks=(3, 3, 3), cardinality=16, bottleneck_width=8, **kwargs)

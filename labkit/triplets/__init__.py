@@ -1,8 +1,8 @@
 """Triplet-loss training, split by concept as in pytorch-metric-learning.
 
 - distances: embeddings (N, D) -> (N, N) matrix (`pairwise_distances`);
-- samplers: which images go into a batch (`random_triplets`, `chosen_class_triplets`,
-  `TripletSampler` for a fresh draw every epoch, `PKSampler` for P classes x K images);
+- samplers: which images go into a batch (`random_triplets`, `TripletSampler` for a fresh draw
+  every epoch, of all classes or of chosen ones, `PKSampler` for P classes x K images);
 - miners: index triplets `(anchor_idx, positive_idx, negative_idx)` inside a batch, under
   `no_grad` (`batch_hard`, `batch_semi_hard`);
 - losses: embeddings plus indices -> loss (`triplet_loss`), and `loss_fn`s / `metric_fn` for
@@ -32,6 +32,7 @@ from labkit.triplets.distances import pairwise_distances
 from labkit.triplets.losses import (
     MINERS,
     MinedTripletLoss,
+    margin_violations,
     mined_triplet_loss,
     stacked_triplet_loss,
     triplet_accuracy,
@@ -41,7 +42,6 @@ from labkit.triplets.miners import batch_hard, batch_semi_hard
 from labkit.triplets.samplers import (
     PKSampler,
     TripletSampler,
-    chosen_class_triplets,
     random_triplets,
 )
 
@@ -53,11 +53,11 @@ __all__ = [
     "TripletSampler",
     "batch_hard",
     "batch_semi_hard",
-    "chosen_class_triplets",
     "mined_triplet_loss",
     "pairwise_distances",
     "random_triplets",
     "stacked_triplet_loss",
+    "margin_violations",
     "triplet_accuracy",
     "triplet_forward",
     "triplet_loss",

@@ -19,6 +19,7 @@ from labkit.triplets.miners import batch_hard, batch_semi_hard
 __all__ = [
     "MINERS",
     "MinedTripletLoss",
+    "margin_violations",
     "mined_triplet_loss",
     "stacked_triplet_loss",
     "triplet_accuracy",
@@ -177,3 +178,25 @@ def triplet_accuracy(outputs: torch.Tensor, labels: torch.Tensor, margin: float 
         a, p, n = outputs[anchors], outputs[positives], outputs[negatives]
     gap = F.pairwise_distance(a, n) - F.pairwise_distance(a, p)  # (B,)
     return (gap > margin).float().mean().item()
+
+
+def margin_violations(margin: float) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """A `metric_fn` for stacked triplets (B, 3, D): the fraction with d(a, n) < d(a, p) + margin.
+
+    These are the triplets whose loss is not zero: the ones still violating the margin, which
+    the triplet loss still pushes on (Schroff et al., 2015, eq. 1). Use it in `fit`'s
+    `val_metrics` to follow it epoch by epoch on fixed test triplets.
+    """
+    margin = _check_margin(margin)
+
+    @torch.no_grad()
+    def violating(outputs: torch.Tensor, labels: torch.Tensor) -> float:
+        if outputs.ndim != 3 or outputs.shape[1] != 3:
+            raise ValueError(
+                f"margin_violations needs stacked triplets (B, 3, D), got {tuple(outputs.shape)}"
+            )
+        a, p, n = outputs[:, 0], outputs[:, 1], outputs[:, 2]
+        gap = F.pairwise_distance(a, n) - F.pairwise_distance(a, p)  # (B,)
+        return (gap < margin).float().mean().item()
+
+    return violating

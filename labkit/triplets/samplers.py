@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["PKSampler", "TripletSampler", "chosen_class_triplets", "random_triplets"]
+__all__ = ["PKSampler", "TripletSampler", "random_triplets"]
 
 Labels = torch.Tensor | np.ndarray | Sequence[int]
 Seed = int | np.random.Generator | None
@@ -177,7 +177,7 @@ def random_triplets(labels: Labels, num_triplets: int, *, seed: Seed = 0) -> Tri
     return _TripletPlan.build(labels, None, None).draw(num_triplets, _generator(seed))
 
 
-def chosen_class_triplets(
+def _chosen_class_triplets(
     labels: Labels,
     num_triplets: int,
     positive_class: int | Sequence[int],
@@ -187,8 +187,10 @@ def chosen_class_triplets(
 ) -> Triplets:
     """Triplets with anchor and positive from `positive_class`, negative from `negative_class`.
 
-    Question 3 of the handout. Either may be one class label or several, drawn uniformly (a
-    negative never shares the positive's class), e.g. `positive_class=3, negative_class=8`.
+    What `TripletSampler(positive_class=..., negative_class=...)` draws each epoch. Private: it
+    is the handout's Question 3, which students write themselves in lab 03. Either may be one
+    class label or several, drawn uniformly (a negative never shares the positive's class),
+    e.g. `positive_class=3, negative_class=8`.
 
     Returns:
         Three int64 tensors (T,) of indices into the dataset, as `random_triplets`.
@@ -203,7 +205,7 @@ class TripletSampler(Sampler[tuple[int, int, int]]):
 
     Pair it with `TripletDataset(dataset)`, which accepts such tuples as indices:
     `DataLoader(TripletDataset(train_set), batch_size=16, sampler=TripletSampler(labels, 8000))`.
-    `positive_class` / `negative_class` restrict the classes as in `chosen_class_triplets`.
+    `positive_class` / `negative_class` restrict the classes as in `_chosen_class_triplets`.
     """
 
     def __init__(

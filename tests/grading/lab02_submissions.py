@@ -19,10 +19,15 @@ from labkit.grading.protocol import marker, parse_solutions
 from labkit.grading.sandbox import find_sandbox
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb"
-Q1, Q2, TEXT = "q1_densenet_layers", "q2_resnext", "q2_analysis"
+Q1A, Q1, Q2, TEXT = "q1_dense_layer", "q1_densenet_layers", "q2_resnext", "q2_analysis"
 # wrong but plausible answers, appended after the right ones so they win
-WRONG_Q1 = "handout_layers = 39\ndensenet52 = densenet_bc(block_config=(1, 1, 1, 1))"
-WRONG_Q2 = "resnext32 = resnext(num_blocks=(3, 3, 3), cardinality=8, bottleneck_width=8)"
+WRONG_Q1 = "handout_layers = 39\nblocks_52 = (1, 1, 1, 1)"
+WRONG_Q2 = """\
+def split_transform_merge(x, weight, cardinality, stride=1):  # every path takes group 0's weights
+    d = x.shape[1] // cardinality
+    paths = [F.conv2d(x[:, g * d : (g + 1) * d], weight[:d], stride=stride, padding=1)
+             for g in range(cardinality)]
+    return torch.cat(paths, dim=1)"""
 FAKES = """\
 import builtins, numpy, torch
 import labkit.models, labkit.models.summary
@@ -46,7 +51,7 @@ def protocol_ready() -> bool:
         spec = parse_solutions(SOLUTIONS)
     except (ValueError, OSError):
         return False
-    return spec.lab == "02_densenet_resnext" and {Q1, Q2, TEXT} <= set(spec.max_points)
+    return spec.lab == "02_densenet_resnext" and {Q1A, Q1, Q2, TEXT} <= set(spec.max_points)
 
 
 @dataclass
@@ -91,7 +96,7 @@ def craft(folder: Path) -> list[Case]:
     right = answered_notebook(SOLUTIONS)
     text_cell = right.cells[_cell(right, "answer", TEXT)]
     text_cell.source = f"<!-- Answer {TEXT} -->\n{ANSWER_TEXT}"
-    full = {Q1: 2.0, Q2: 2.0}
+    full = {Q1A: 3.0, Q1: 2.0, Q2: 3.0}
     cases: list[Case] = []
 
     def add(student: str, nb, points: dict, status: str = "ok", **kwargs) -> None:
@@ -105,13 +110,13 @@ def craft(folder: Path) -> list[Case]:
     add(
         "one_wrong",
         _append(fresh(), Q2, WRONG_Q2),
-        {Q1: 2.0, Q2: 0.0},
-        messages={Q2: "cardinality 16 means 16 groups"},
+        {Q1A: 3.0, Q1: 2.0, Q2: 0.0},
+        messages={Q2: "split_transform_merge differs from the grouped convolution"},
     )
     add(
         "infinite_loop",
         _append(fresh(), Q1, "while True:\n    pass"),
-        {Q1: 0.0, Q2: 2.0},
+        {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
         f"time-out in {Q1}",
         messages={Q1: "time-out"},
     )
@@ -122,7 +127,12 @@ def craft(folder: Path) -> list[Case]:
         "kernel died in cell *",
     )
     bomb = "blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))"
-    add("memory_bomb", _append(fresh(), Q1, bomb), {Q1: 0.0, Q2: 2.0}, f"out of memory in {Q1}")
+    add(
+        "memory_bomb",
+        _append(fresh(), Q1, bomb),
+        {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
+        f"out of memory in {Q1}",
+    )
     add("system_exit", _insert_after(fresh(), Q1, 'raise SystemExit("bye")'), full)
     # deletes and overwrites its working folder, and its originals by absolute path
     vandal_dir = (folder / "file_vandal").resolve()
@@ -145,19 +155,19 @@ def craft(folder: Path) -> list[Case]:
     add(
         "monkeypatch",
         _append(fresh(), Q1, f"{WRONG_Q1}\n{FAKES}"),
-        {Q1: 0.0, Q2: 2.0},
-        messages={Q1: "densenet52 needs 52 convolution layers"},
+        {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
+        messages={Q1: "a DenseNet with blocks (1, 1, 1, 1) has 12 convolutions, not 52"},
     )
     edited = _append(fresh(), Q1, WRONG_Q1)
     edited.cells[
         _cell(edited, "checks", Q1)
-    ].source = f"# Checks {Q1}: handout_layers, densenet52\nprint('all tests passed')"
+    ].source = f"# Checks {Q1}: handout_layers, blocks_52\nprint('all tests passed')"
     del edited.cells[_cell(edited, "checks", Q2)]
-    add("edited_checks", edited, {Q1: 0.0, Q2: 2.0})
+    add("edited_checks", edited, {Q1A: 3.0, Q1: 0.0, Q2: 3.0})
     add(
         "fake_pass",
         _append(fresh(), Q1, f'{WRONG_Q1}\nprint("All tests passed!")'),
-        {Q1: 0.0, Q2: 2.0},
+        {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
     )
     reordered = fresh()
     q2_answer = reordered.cells.pop(_cell(reordered, "answer", Q2))
@@ -173,19 +183,19 @@ def craft(folder: Path) -> list[Case]:
     # not gradable: no kernel is started for these
     text = nbformat.writes(right)
     (folder / "invalid_json.ipynb").write_text(text[: len(text) // 2])
-    cases.append(Case("invalid_json", {Q1: 0.0, Q2: 0.0}, "not a notebook"))
+    cases.append(Case("invalid_json", {Q1A: 0.0, Q1: 0.0, Q2: 0.0}, "not a notebook"))
     other = nbformat.v4.new_notebook()
     other.metadata["labkit"] = {"lab": "03_facenet_knn"}
     other.cells = [nbformat.v4.new_code_cell("# Answer q1_triplet_loss\nloss = 0.2")]
-    add("other_lab", other, {Q1: 0.0, Q2: 0.0}, "another lab's notebook")
-    add("empty", nbformat.v4.new_notebook(), {Q1: 0.0, Q2: 0.0}, "empty")
+    add("other_lab", other, {Q1A: 0.0, Q1: 0.0, Q2: 0.0}, "another lab's notebook")
+    add("empty", nbformat.v4.new_notebook(), {Q1A: 0.0, Q1: 0.0, Q2: 0.0}, "empty")
     (folder / "zero_bytes.ipynb").write_bytes(b"")
-    cases.append(Case("zero_bytes", {Q1: 0.0, Q2: 0.0}, "empty"))
+    cases.append(Case("zero_bytes", {Q1A: 0.0, Q1: 0.0, Q2: 0.0}, "empty"))
     (folder / "stray.txt").write_text(json.dumps({"not": "a notebook"}))
-    cases.append(Case("stray", {Q1: 0.0, Q2: 0.0}, "not a notebook"))
+    cases.append(Case("stray", {Q1A: 0.0, Q1: 0.0, Q2: 0.0}, "not a notebook"))
     (folder / "no_notebook").mkdir()
     (folder / "no_notebook" / "readme.txt").write_text("forgot the notebook\n")
-    cases.append(Case("no_notebook", {Q1: 0.0, Q2: 0.0}, "no notebook in folder"))
+    cases.append(Case("no_notebook", {Q1A: 0.0, Q1: 0.0, Q2: 0.0}, "no notebook in folder"))
     return cases
 
 

@@ -70,8 +70,8 @@ def test_every_submission_is_graded_right(graded) -> None:
 def test_totals_and_free_text(graded) -> None:
     run, cases, *_ = graded
     book = run.gradebook.set_index("student")
-    assert (book["max_points"] == 6).all()
-    assert book.loc["all_right", "total"] == 4 and pd.isna(book.loc["all_right", TEXT])
+    assert (book["max_points"] == 10).all()
+    assert book.loc["all_right", "total"] == 8 and pd.isna(book.loc["all_right", TEXT])
     for case in cases:
         if case.text is not None:
             assert run.result(case.student).answers[TEXT] == case.text

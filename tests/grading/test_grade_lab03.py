@@ -17,8 +17,8 @@ from labkit.grading.grade import grade_folder
 from labkit.grading.protocol import marker
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb"
-Q3, Q4, Q5 = "q3_chosen", "q4_centres", "q5_nearest"
-FULL = {Q3: 2.0, Q4: 3.0, Q5: 3.0}
+LOSS, Q3, Q4, Q5, BONUS = "q3_triplet_loss", "q3_chosen", "q4_centres", "q5_nearest", "bonus_miner"
+FULL = {LOSS: 2.0, Q3: 2.0, Q4: 3.0, Q5: 3.0, BONUS: 2.0}
 
 pytestmark = pytest.mark.notebook
 
@@ -69,8 +69,8 @@ def test_lab03_questions_are_graded_right(graded) -> None:
     assert book.loc["same_image", list(FULL)].to_dict() == {**FULL, Q3: 0.0}
     assert book.loc["first_not_nearest", list(FULL)].to_dict() == {**FULL, Q5: 0.0}
     message = next(q.message for q in graded.result("same_image").questions if q.question == Q3)
-    assert "anchor and positive must differ" in message
+    assert "anchor and positive must be two different images" in message
     hidden = next(
         q.message for q in graded.result("first_not_nearest").questions if q.question == Q5
     )
-    assert "hidden" in hidden and "nearest_of_class" not in hidden
+    assert "hidden" in hidden and "np.linalg.norm" not in hidden

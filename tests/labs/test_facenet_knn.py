@@ -14,6 +14,7 @@ from labkit.labs.facenet_knn import (
     recipe_loss,
     settings,
     train_embedding,
+    triplet_distances,
     validation_loader,
 )
 from labkit.models import count_layers
@@ -129,7 +130,7 @@ def test_train_embedding_is_seeded_follows_the_schedule_and_resumes(recipe, tmp_
     folder = tmp_path / recipe
     model, history = train_embedding(recipe, data, val, PROFILE, runs_dir=folder, progress=False)
     assert history["lr"].tolist() == pytest.approx([0.008, 0.008 / 3])  # / 3 every epoch here
-    assert history[["train_loss", "val_loss", "val_acc"]].notna().all().all()
+    assert history[["train_loss", "val_loss", "val_acc", "val_violating"]].notna().all().all()
     again, same = train_embedding(recipe, data, val, PROFILE, progress=False)  # same seed
     assert same["train_loss"].tolist() == history["train_loss"].tolist()
     loaded, finished = train_embedding(recipe, data, val, PROFILE, runs_dir=folder, progress=False)
@@ -139,3 +140,20 @@ def test_train_embedding_is_seeded_follows_the_schedule_and_resumes(recipe, tmp_
     assert len(list(folder.iterdir())) == 1
     train_embedding(recipe, data, val, PROFILE, seed=5, runs_dir=folder, progress=False)
     assert len(list(folder.iterdir())) == 2  # another seed is another run, beside the first
+
+
+def test_triplet_distances_are_those_of_each_stacked_triplet_and_keep_the_mode():
+    data = _images()
+    loader = validation_loader(data, PROFILE)
+    model = embedding_network(PROFILE).train()
+    ap, an = triplet_distances(model, loader)
+    assert model.training and ap.shape == an.shape == (10,)
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for images, _ in loader:
+            for triplet in images:  # (3, C, H, W), one at a time
+                a, p, n = model(triplet)
+                rows.append((torch.dist(a, p).item(), torch.dist(a, n).item()))
+    assert ap.tolist() == pytest.approx([r[0] for r in rows], abs=1e-4)
+    assert an.tolist() == pytest.approx([r[1] for r in rows], abs=1e-4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from labkit.models import count_parameters, resnext, resnext32_16x8d
+from labkit.models import count_parameters, resnext, resnext29_16x8d
 
 
 def _convs(module):
@@ -12,7 +12,7 @@ def _convs(module):
 
 
 def test_16x8d_grouped_convs_and_widths():
-    model = resnext32_16x8d()
+    model = resnext29_16x8d()
     stages = [model.layer1, model.layer2, model.layer3]
     for stage, width, out_channels in zip(stages, [128, 256, 512], [256, 512, 1024], strict=True):
         grouped = [c for c in _convs(stage) if c.groups > 1]
@@ -25,7 +25,7 @@ def test_16x8d_grouped_convs_and_widths():
 
 def test_stage_output_shapes():
     torch.manual_seed(0)
-    model = resnext32_16x8d().eval()
+    model = resnext29_16x8d().eval()
     shapes = {}
     for name in ["stem", "layer1", "layer2", "layer3"]:
         getattr(model, name).register_forward_hook(
@@ -42,7 +42,7 @@ def test_stage_output_shapes():
 
 
 def test_projection_only_where_the_shape_changes():
-    model = resnext32_16x8d()
+    model = resnext29_16x8d()
     for stage in [model.layer1, model.layer2, model.layer3]:
         assert not isinstance(stage[0].shortcut, nn.Identity)
         assert all(isinstance(block.shortcut, nn.Identity) for block in stage[1:])

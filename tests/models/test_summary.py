@@ -9,7 +9,7 @@ from labkit.models import (
     count_parameters,
     densenet39,
     densenet_bc,
-    resnext32_16x8d,
+    resnext29_16x8d,
 )
 
 
@@ -30,7 +30,7 @@ def test_handout_depths():
     assert count_layers(densenet39(), conv=False) == 1
     assert count_layers(densenet39(), linear=False) == 38
     assert count_layers(densenet_bc(block_config=(2, 2, 4, 16)), linear=False) == 52
-    model = resnext32_16x8d()
+    model = resnext29_16x8d()
     assert count_layers(model) == 32  # the handout's name
     assert count_layers(model, shortcuts=False) == 29  # the paper's name, ResNeXt-29 (16x8d)
 

@@ -7,6 +7,7 @@ from torch import nn
 from labkit.triplets import (
     batch_hard,
     batch_semi_hard,
+    margin_violations,
     mined_triplet_loss,
     stacked_triplet_loss,
     triplet_accuracy,
@@ -89,3 +90,23 @@ def test_bad_arguments():
         mined_triplet_loss("semi_hard", margin=0.0)
     with pytest.raises(ValueError, match="margin must be finite"):
         stacked_triplet_loss(float("inf"))
+
+
+def test_margin_violations_counts_triplets_with_a_loss():
+    # gaps d(a, n) - d(a, p): 4 (easy), 1.5 (inside the margin 2), -2 (hard)
+    stacked = torch.tensor(
+        [
+            [[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]],
+            [[0.0, 0.0], [1.0, 0.0], [2.5, 0.0]],
+            [[0.0, 0.0], [3.0, 0.0], [1.0, 0.0]],
+        ]
+    )
+    violating = margin_violations(2.0)
+    assert violating(stacked, torch.zeros(3)) == pytest.approx(2 / 3)
+    losses = torch.nn.TripletMarginLoss(margin=2.0, reduction="none")(*stacked.unbind(1))
+    assert violating(stacked, torch.zeros(3)) == pytest.approx((losses > 0).float().mean().item())
+    assert margin_violations(0.0)(stacked, torch.zeros(3)) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="stacked triplets"):
+        violating(stacked[:, 0], torch.zeros(3))
+    with pytest.raises(ValueError, match="margin must be a number"):
+        margin_violations(-1.0)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.triplets import PKSampler, TripletSampler, chosen_class_triplets, random_triplets
+from labkit.triplets import PKSampler, TripletSampler, random_triplets
+from labkit.triplets.samplers import _chosen_class_triplets as chosen_class_triplets
 
 # class sizes 2, 3, 10, 50, 1 (class 4 has one image: never an anchor, may be a negative)
 LABELS = np.repeat(np.arange(5), [2, 3, 10, 50, 1])
