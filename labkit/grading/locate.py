@@ -51,7 +51,9 @@ def locate(nb: dict, spec: LabSpec) -> Located:
     """Find each question's answer cell by metadata grade_id, else by its marker line.
 
     A code answer in several cells (a copied cell) is graded after the last cell before the
-    question's checks cell (after the last copy when the checks cell is gone). A text answer in
+    question's checks cell. When the checks cell is gone, after the last cell before the next
+    question's answer or checks cell (or the notebook's last cell): a lab's probe cell, which
+    runs the student's code on the checks' inputs, sits between an answer and its checks. A text answer in
     several cells: the one whose marker also matches, else the first. Checks cells, found by
     metadata or their marker line, are listed in `skip`: they are the student's copy, and the
     grader runs the solutions' checks instead.
@@ -91,6 +93,12 @@ def locate(nb: dict, spec: LabSpec) -> Located:
         if mark and mark[0] == "answer" and mark[1] in wanted:
             by_marker.setdefault(mark[1], []).append(index)
     answers, graded_at, notes = {}, {}, []
+    # where each question's section ends when its checks cell is gone: before the next cell that
+    # belongs to another question (its answer or checks), else at the notebook's end
+    boundaries = sorted(
+        {i for ids in (by_meta, by_marker) for cells_of in ids.values() for i in cells_of}
+        | {i for at in checks_at.values() for i in at}
+    )
     for grade_id, kind in wanted.items():
         meta_cells, marker_cells = by_meta.get(grade_id, []), by_marker.get(grade_id, [])
         if kind == "markdown":
@@ -102,7 +110,11 @@ def locate(nb: dict, spec: LabSpec) -> Located:
             answers[grade_id] = None
             continue
         later_checks = [i for i in checks_at.get(grade_id, []) if i > copies[0]]
-        last = later_checks[0] - 1 if later_checks else copies[-1]
+        if later_checks:
+            last = later_checks[0] - 1
+        else:  # no checks cell: the question's section runs to the next question's cells
+            following = [i for i in boundaries if i > copies[-1] and i not in copies]
+            last = following[0] - 1 if following else len(cells) - 1
         answers[grade_id] = max(i for i in copies if i <= last)
         graded_at[grade_id] = last
         if len(copies) > 1:

@@ -32,19 +32,21 @@ class Step:
 
 def _export_points(located: Located, spec: LabSpec, runnable: list[int]) -> dict[int, Question]:
     """The cell after which each code question's values are exported: the last cell that runs
-    at or before `located.graded_at` (two questions never share one: the later falls back to
-    its answer cell, else to being read after the last cell)."""
+    at or before `located.graded_at`. Two questions never share one: the question whose checks
+    come later takes the last free cell before it, down to its own answer cell, else is read
+    after the last cell."""
     points: dict[int, Question] = {}
-    for question in spec.auto:
-        at = located.graded_at.get(question.grade_id)
-        if at is None:
-            continue
-        before = [i for i in runnable if i <= at]
+    located_first = sorted(
+        (q for q in spec.auto if q.grade_id in located.graded_at),
+        key=lambda q: located.graded_at[q.grade_id],
+    )
+    for question in located_first:  # the question whose checks come first chooses first
+        at = located.graded_at[question.grade_id]
         answer = located.answers[question.grade_id]
-        for index in ([before[-1]] if before else []) + [answer]:
-            if index in runnable and index not in points:
-                points[index] = question
-                break
+        candidates = [i for i in runnable if answer is not None and answer <= i <= at]
+        free = [i for i in candidates if i not in points]
+        if free:
+            points[free[-1]] = question
     return points
 
 

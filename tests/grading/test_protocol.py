@@ -24,6 +24,7 @@ from labkit.grading.protocol import (
     regions,
 )
 from labkit.grading.release import release_text
+from labkit.grading.steps import plan
 
 
 def test_parse_toy_solutions(tmp_path: Path) -> None:
@@ -124,8 +125,22 @@ def test_copied_answer_is_graded_where_the_notebook_reaches_its_checks(tmp_path:
     found = locate(nb, spec)
     assert found.graded_at["q1_numbers"] == 3 and found.answers["q1_numbers"] == 3
     assert "graded the values after cell 4" in found.notes[0]
-    del nb.cells[4]  # the checks cell deleted: after the last copy
-    assert locate(nb, spec).graded_at["q1_numbers"] == 3
+    del nb.cells[4]  # the checks cell deleted: up to the next question's answer cell (5)
+    assert locate(nb, spec).graded_at["q1_numbers"] == 4
+
+
+def test_checks_cells_moved_together_grade_each_question_after_its_own_cells(
+    tmp_path: Path,
+) -> None:
+    """Both checks cells moved to the end: each question is graded after a cell of its own,
+    never before its answer; the question whose checks come later takes the cell before."""
+    solutions = toylab.write_solutions(tmp_path)
+    spec, nb = parse_solutions(solutions), toylab.right(solutions)
+    checks = [nb.cells.pop(6), nb.cells.pop(3)]  # cells: 0 md, 1 imports, 2 q1, 3 doubled, 4 q2
+    nb.cells[5:5] = checks  # ... 5 q2 checks, 6 q1 checks, then the text answer
+    steps, unlocated = plan(nb, spec)
+    graded = {step.question.grade_id: step.index for step in steps if step.question}
+    assert not unlocated and graded == {"q1_numbers": 3, "q2_model": 4}
 
 
 def test_other_labs_markers_are_noticed(tmp_path: Path) -> None:
