@@ -53,10 +53,10 @@ def locate(nb: dict, spec: LabSpec) -> Located:
     A code answer in several cells (a copied cell) is graded after the last cell before the
     question's checks cell. When the checks cell is gone, after the last cell before the next
     question's answer or checks cell (or the notebook's last cell): a lab's probe cell, which
-    runs the student's code on the checks' inputs, sits between an answer and its checks. A text answer in
-    several cells: the one whose marker also matches, else the first. Checks cells, found by
-    metadata or their marker line, are listed in `skip`: they are the student's copy, and the
-    grader runs the solutions' checks instead.
+    runs the student's code on the checks' inputs, sits between an answer and its checks. A
+    text answer in several cells: the one whose marker also matches, else the first. Checks
+    cells, found by metadata or their marker line, are listed in `skip`: they are the student's
+    copy, and the grader runs the solutions' checks instead.
     """
     cells = nb.get("cells", [])
     checks_ids = {c.grade_id for q in spec.questions for c in q.checks}

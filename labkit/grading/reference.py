@@ -19,42 +19,57 @@ from torch import nn
 __all__ = ["load_weights"]
 
 
-def _kind(key: str) -> str:
-    """The last part of a state-dict key: weight, bias, running_mean, running_var, ..."""
-    return key.rsplit(".", 1)[-1]
+def _modules(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """A state dict grouped by module: {module prefix: {kind: tensor}}, in the dict's order."""
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        prefix, _, kind = key.rpartition(".")
+        modules.setdefault(prefix, {})[kind] = torch.as_tensor(value)
+    return modules
+
+
+def _signature(tensors: Mapping[str, torch.Tensor]) -> tuple:
+    return tuple(sorted((kind, tuple(t.shape)) for kind, t in tensors.items()))
+
+
+def _describe(tensors: Mapping[str, torch.Tensor]) -> str:
+    return ", ".join(f"{kind} of shape {tuple(t.shape)}" for kind, t in tensors.items())
 
 
 def load_weights(reference: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """Copy a student's weights (`state`, a module's `state_dict()`) into `reference`, in place.
 
-    Tensors are matched by kind (the last part of the key: `weight`, `bias`, `running_mean`, ...)
-    and shape, in the order the student's module registered them, so any attribute names and any
-    nesting work. `what` names the student's module in messages (e.g. "DenseLayer(20, 12)").
+    Layers are matched by what they hold: the kinds of their tensors (`weight`, `bias`,
+    `running_mean`, ...) and their shapes, in the order the student's module registered them
+    (two batch norms of one size are taken in order). So any attribute names and any nesting
+    work. `what` names the student's module in messages (e.g. "DenseLayer(20, 12)").
 
-    Raises AssertionError, with a message a student can act on, when the reference has a tensor
-    the student's module lacks (a missing layer, a wrong channel count) or the student's module
-    has one the reference does not (most often a convolution bias the design leaves out).
+    Raises AssertionError, with a message a student can act on, when the reference has a layer
+    the student's module lacks (a missing layer, a wrong channel count or kernel size, a bias
+    the design leaves out) or the student's module has a layer the reference does not.
     """
     if not isinstance(state, Mapping):
         raise AssertionError(f"{what}: expected its state_dict(), got a {type(state).__name__}")
-    mine: dict[tuple[str, tuple[int, ...]], list[str]] = {}
-    for key, value in state.items():
-        tensor = torch.as_tensor(value)
-        mine.setdefault((_kind(key), tuple(tensor.shape)), []).append(key)
+    available: dict[tuple, list[str]] = {}
+    mine = _modules(state)
+    for prefix, tensors in mine.items():
+        available.setdefault(_signature(tensors), []).append(prefix)
     loaded = {}
-    for key, target in reference.state_dict().items():
-        wanted = (_kind(key), tuple(target.shape))
-        found = mine.get(wanted)
+    for prefix, tensors in _modules(reference.state_dict()).items():
+        found = available.get(_signature(tensors))
         if not found:
             raise AssertionError(
-                f"{what} has no {wanted[0]} of shape {wanted[1]}, which the reference layer "
-                f"needs for {key}: check the layer's channels, kernel sizes and groups"
+                f"{what} has no layer holding {_describe(tensors)}, which the reference needs "
+                f"for {prefix or 'itself'}: check the layers' channels, kernel sizes, groups "
+                "and bias=False"
             )
-        loaded[key] = torch.as_tensor(state[found.pop(0)]).to(target.dtype)
-    extra = [key for keys in mine.values() for key in keys]
+        theirs = mine[found.pop(0)]
+        for kind, target in tensors.items():
+            loaded[f"{prefix}.{kind}" if prefix else kind] = theirs[kind].to(target.dtype)
+    extra = [prefix for prefixes in available.values() for prefix in prefixes]
     if extra:
         raise AssertionError(
-            f"{what} has tensors the reference layer does not: {', '.join(extra[:4])} "
-            "(a convolution with bias=True, or a layer too many?)"
+            f"{what} has layers the reference does not: {', '.join(extra[:4])} "
+            f"({_describe(mine[extra[0]])})"
         )
     reference.load_state_dict(loaded)
