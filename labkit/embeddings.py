@@ -16,7 +16,6 @@ Used in: 03_facenet_knn.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -230,7 +229,7 @@ def nearest_neighbours(
 
 def _check_rows(rows: torch.Tensor, classes: torch.Tensor, want: torch.Tensor, what: str) -> None:
     """`rows` (E,) must index training images (else ValueError); a row of another class than
-    `want` (E,) gets a warning."""
+    `want` (E,) gets a printed note."""
     if rows.shape != want.shape:
         raise ValueError(
             f"{what}: need one training row per misclassified test image ({len(want)}), "
@@ -239,12 +238,12 @@ def _check_rows(rows: torch.Tensor, classes: torch.Tensor, want: torch.Tensor, w
     if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= len(classes)):
         raise ValueError(f"{what}: rows must lie in [0, {len(classes)}), the training set")
     wrong = (classes[rows] != want).nonzero().flatten()
-    if len(wrong):  # drawn as given (titles name each image's own class), so the student sees
+    if len(wrong):  # drawn as given, so later cells run; a printed line (a warning would show
+        # the path of the kernel's temporary cell file)
         row = int(rows[wrong[0]])
-        warnings.warn(
-            f"{what}: training row {row} is of class {int(classes[row])}, not "
-            f"{int(want[wrong[0]])} ({len(wrong)} such rows); fix your Question 5 answer",
-            stacklevel=3,
+        print(
+            f"note: {what}: training row {row} is of class {int(classes[row])}, not "
+            f"{int(want[wrong[0]])} ({len(wrong)} such rows); fix your Question 5 answer"
         )
 
 
@@ -275,7 +274,7 @@ def error_table(
     Raises:
         ValueError when the labels and predictions differ in shape, or `nearest_true` /
         `nearest_pred` do not hold one training row per error; a row of the wrong class only
-        warns (the gallery draws it, titled with its own class), so later cells still run.
+        prints a note (the gallery draws it), so later cells still run.
     Used in: 03_facenet_knn (Question 5).
     """
     labels, preds = _tensor(test_labels).long().cpu(), _tensor(preds).long().cpu()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,14 +154,14 @@ def test_error_table_measures_the_given_images_and_lists_the_voters():
         assert np.bincount(row.voter_classes, minlength=4).argmax() == row.pred  # they voted so
 
 
-def test_error_table_warns_of_rows_of_another_class_and_refuses_a_wrong_count():
+def test_error_table_notes_rows_of_another_class_and_refuses_a_wrong_count(capsys):
     train, train_labels = _points(40)
     test, test_labels = _points(30, seed=5)
     preds = knn_predict(knn_classifier(train, train_labels, 3), test)
     true_rows, pred_rows = error_answers(test, test_labels, preds, train, train_labels)
     args = (test_labels, preds, test, train, train_labels)
-    with pytest.warns(UserWarning, match=r"nearest_true: training row \d+ is of class"):
-        table = error_table(*args, nearest_true=pred_rows, nearest_pred=pred_rows)
+    table = error_table(*args, nearest_true=pred_rows, nearest_pred=pred_rows)
+    assert re.match(r"note: nearest_true: training row \d+ is of class", capsys.readouterr().out)
     assert table["nearest_true"].tolist() == pred_rows.tolist()  # drawn as given
     with pytest.raises(ValueError, match="nearest_pred: need one training row per misclassified"):
         error_table(*args, nearest_true=true_rows, nearest_pred=pred_rows[:-1])

@@ -44,7 +44,7 @@ def run_checks(question: Question, values: Mapping[str, Any]) -> tuple[float, st
     """Points and message of one question: each checks cell all or nothing (nbgrader's rule)."""
     missing = [n for n in question.names if n not in values or isinstance(values[n], Missing)]
     if missing:
-        return 0.0, f"{', '.join(missing)} not defined after the answer cell ran"
+        return 0.0, f"{', '.join(missing)} not defined where the notebook reaches the checks"
     points, messages = 0.0, []
     for check in question.checks:
         passed, message = _run_check(check, values)

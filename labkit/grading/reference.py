@@ -33,6 +33,16 @@ def _signature(tensors: Mapping[str, torch.Tensor]) -> tuple:
 
 
 def _describe(tensors: Mapping[str, torch.Tensor]) -> str:
+    """A layer in words: "a batch norm over 20 channels", "a convolution of weight (48, 20, 1, 1)
+    without bias", ... (else its tensors' kinds and shapes)."""
+    weight = tensors.get("weight")
+    bias = "with" if "bias" in tensors else "without"
+    if "running_mean" in tensors:
+        return f"a batch norm over {tuple(tensors['running_mean'].shape)[0]} channels"
+    if weight is not None and weight.ndim >= 3:
+        return f"a convolution of weight {tuple(weight.shape)} {bias} bias"
+    if weight is not None and weight.ndim == 2:
+        return f"a linear layer of weight {tuple(weight.shape)} {bias} bias"
     return ", ".join(f"{kind} of shape {tuple(t.shape)}" for kind, t in tensors.items())
 
 
@@ -59,9 +69,9 @@ def load_weights(reference: nn.Module, state: Mapping[str, torch.Tensor], what: 
         found = available.get(_signature(tensors))
         if not found:
             raise AssertionError(
-                f"{what} has no layer holding {_describe(tensors)}, which the reference needs "
-                f"for {prefix or 'itself'}: check the layers' channels, kernel sizes, groups "
-                "and bias=False"
+                f"{what} lacks {_describe(tensors)}, which the reference has "
+                f"({prefix or 'itself'}): check the order of the layers, their channels, kernel "
+                "sizes, groups and bias=False"
             )
         theirs = mine[found.pop(0)]
         for kind, target in tensors.items():
@@ -70,6 +80,6 @@ def load_weights(reference: nn.Module, state: Mapping[str, torch.Tensor], what: 
     if extra:
         raise AssertionError(
             f"{what} has layers the reference does not: {', '.join(extra[:4])} "
-            f"({_describe(mine[extra[0]])})"
+            f"({_describe(mine[extra[0]])}): check the order of the layers and bias=False"
         )
     reference.load_state_dict(loaded)

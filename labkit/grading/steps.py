@@ -27,7 +27,12 @@ class Step:
 
     @property
     def label(self) -> str:
-        return self.question.grade_id if self.answer else f"cell {self.index + 1}"
+        """How feedback names the cell: cells count from 1 at the top, markdown included."""
+        if self.question is None:
+            return f"cell {self.index + 1}"
+        if self.answer:
+            return self.question.grade_id
+        return f"cell {self.index + 1} (the last before the checks of {self.question.grade_id})"
 
 
 def _export_points(located: Located, spec: LabSpec, runnable: list[int]) -> dict[int, Question]:

@@ -155,7 +155,7 @@ def craft(folder: Path) -> list[Case]:
     add(
         "monkeypatch",
         _append(fresh(), Q1, f"{WRONG_Q1}\n{FAKES}"),
-        {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
+        {Q1A: 3.0, Q1: 1.0, Q2: 3.0},
         messages={Q1: "a DenseNet with blocks (1, 1, 1, 1) has 12 convolutions, not 52"},
     )
     edited = _append(fresh(), Q1, WRONG_Q1)
@@ -163,11 +163,11 @@ def craft(folder: Path) -> list[Case]:
         _cell(edited, "checks", Q1)
     ].source = f"# Checks {Q1}: handout_layers, blocks_52\nprint('all tests passed')"
     del edited.cells[_cell(edited, "checks", Q2)]
-    add("edited_checks", edited, {Q1A: 3.0, Q1: 0.0, Q2: 3.0})
+    add("edited_checks", edited, {Q1A: 3.0, Q1: 1.0, Q2: 3.0})
     add(
         "fake_pass",
         _append(fresh(), Q1, f'{WRONG_Q1}\nprint("All tests passed!")'),
-        {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
+        {Q1A: 3.0, Q1: 1.0, Q2: 3.0},
     )
     reordered = fresh()
     q2_answer = reordered.cells.pop(_cell(reordered, "answer", Q2))

@@ -38,7 +38,15 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     submissions = {
         "all_right": right,
         # visible check: the positive may be the anchor itself
-        "same_image": _with_lines(right, Q3, "q3_triplets[:, 1] = q3_triplets[:, 0]"),
+        "same_image": _with_lines(
+            right,
+            Q3,
+            "_chosen = chosen_triplets\n"
+            "def chosen_triplets(*args):\n"
+            "    rows = _chosen(*args)\n"
+            "    rows[:, 1] = rows[:, 0]\n"
+            "    return rows",
+        ),
         # right classes, so the visible checks pass; not the nearest images: a hidden check fails
         "first_not_nearest": _with_lines(
             right,

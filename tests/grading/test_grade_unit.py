@@ -31,7 +31,7 @@ def test_checks_pass_and_fail_with_visible_messages(spec) -> None:
         "total should be a whole number",
     )
     assert run_checks(q1, {"total": Missing("total"), "squares": squares})[1] == (
-        "total not defined after the answer cell ran"
+        "total not defined where the notebook reaches the checks"
     )
     assert run_checks(q2, {"net": densenet_bc(block_config=(1, 1), growth_rate=4)}) == (2.0, "")
     assert run_checks(q2, {"net": densenet_bc(block_config=(1, 2), growth_rate=4)}) == (

@@ -45,13 +45,21 @@ def test_ties_of_one_shape_follow_the_students_order():
 
 def test_a_missing_or_extra_tensor_is_named():
     reference = _DenseLayer(20, 12, bn_size=4, drop_rate=0.0)
-    with pytest.raises(AssertionError, match=r"no layer holding weight of shape \(48, 20, 1, 1\)"):
+    with pytest.raises(
+        AssertionError, match=r"lacks a convolution of weight \(48, 20, 1, 1\) without"
+    ):
         load_weights(reference, _student_layer(bias=True).state_dict(), "DenseLayer(20, 12)")
     narrow = nn.Sequential(nn.BatchNorm2d(20), nn.Conv2d(20, 32, 1, bias=False))
-    with pytest.raises(AssertionError, match=r"no layer holding weight of shape \(48, 20, 1, 1\)"):
+    with pytest.raises(AssertionError, match=r"which the reference has \(conv1\)"):
         load_weights(reference, narrow.state_dict(), "DenseLayer(20, 12)")
+    after = nn.Sequential(nn.Conv2d(20, 48, 1, bias=False), nn.BatchNorm2d(48))  # BN after conv
+    with pytest.raises(AssertionError, match=r"lacks a batch norm over 20 channels"):
+        load_weights(reference, after.state_dict(), "DenseLayer(20, 12)")
     extra = nn.Sequential(*_student_layer().children(), nn.Conv2d(12, 12, 1))
-    with pytest.raises(AssertionError, match=r"has layers the reference does not: 2 \(weight"):
+    with pytest.raises(
+        AssertionError,
+        match=r"does not: 2 \(a convolution of weight \(12, 12, 1, 1\) with bias",
+    ):
         load_weights(reference, extra.state_dict(), "DenseLayer(20, 12)")
     with pytest.raises(AssertionError, match="expected its state_dict"):
         load_weights(reference, np.zeros(3), "DenseLayer(20, 12)")

@@ -87,7 +87,7 @@ def test_dense_layer_in_another_form_and_numpy_values_gets_full_marks() -> None:
             "    _init(self, c, growth_rate)\n"
             "    self.conv2 = nn.Conv2d(4 * growth_rate, growth_rate, 3, padding=1)\n"
             "DenseLayer.__init__ = _with_bias",
-            "no layer holding weight of shape (12, 48, 3, 3), which the reference needs for conv2",
+            "lacks a convolution of weight (12, 48, 3, 3) without bias, which the reference has",
         ),
     ],
 )
@@ -109,17 +109,18 @@ def test_layer_counting_model_answer_and_numpy_forms() -> None:
 
 
 @pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        ({"handout_layers": 39, "blocks_52": (2, 2, 6, 16)}, "has 56 convolutions, not 52"),
-        ({"handout_layers": 39, "blocks_52": (24,)}, "should be four whole numbers"),
-        ({"handout_layers": 38, "blocks_52": (6, 6, 6, 6)}, HIDDEN_FAILED),  # forgot the fc layer
-        ({"handout_layers": 39.5, "blocks_52": (6, 6, 6, 6)}, "should be a whole number"),
+    ("values", "points", "message"),
+    [  # two checks cells: blocks_52 (1 point), handout_layers (1 point, its value hidden)
+        ({"handout_layers": 39, "blocks_52": (2, 2, 6, 16)}, 1.0, "has 56 convolutions, not 52"),
+        ({"handout_layers": 39, "blocks_52": (24,)}, 1.0, "should be four whole numbers"),
+        ({"handout_layers": 38, "blocks_52": (6, 6, 6, 6)}, 1.0, HIDDEN_FAILED),  # no fc layer
+        ({"handout_layers": 39.5, "blocks_52": (6, 6, 6, 6)}, 1.0, "should be a whole number"),
+        ({"handout_layers": 34, "blocks_52": (2, 5, 4, 6)}, 0.0, "has 38 convolutions, not 52"),
     ],
 )
-def test_layer_counting_wrong_answers(values: dict, message: str) -> None:
-    points, got = _grade("q1_densenet_layers", values)
-    assert points == 0.0 and message in got, got
+def test_layer_counting_wrong_answers(values: dict, points: float, message: str) -> None:
+    got_points, got = _grade("q1_densenet_layers", values)
+    assert got_points == points and message in got, got
 
 
 OTHER_RESNEXT = """
@@ -182,7 +183,7 @@ def test_resnext_in_another_form_and_float64_gets_full_marks() -> None:
             "    w = cardinality * d\n"
             "    self.conv2 = nn.Conv2d(w, w, 3, stride, 1, bias=False)\n"
             "ResNeXtBlock.__init__ = _plain",
-            "no layer holding weight of shape (16, 4, 3, 3)",
+            "lacks a convolution of weight (16, 4, 3, 3) without bias",
         ),
     ],
 )
@@ -191,13 +192,17 @@ def test_resnext_wrong_answers_get_no_marks_and_say_why(change: str, message: st
     assert points == 0.0 and message in got, got
 
 
-def test_a_wrong_identity_block_fails_only_the_hidden_check() -> None:
+def test_a_wrong_identity_block_is_named_in_the_message() -> None:
+    """A block that always projects passes the stride-2 case; the identity case says so."""
     change = (
-        "_forward = ResNeXtBlock.forward\n"
-        "def _no_identity(self, x):\n"
-        "    out = _forward(self, x)\n"
-        "    return out if isinstance(self.shortcut, nn.Sequential) else out - F.relu(x) * 0.5\n"
-        "ResNeXtBlock.forward = _no_identity"
+        "_init = ResNeXtBlock.__init__\n"
+        "def _always_project(self, c, cardinality, d, stride=1):\n"
+        "    _init(self, c, cardinality, d, stride)\n"
+        "    out = 2 * cardinality * d\n"
+        "    self.shortcut = nn.Sequential(nn.Conv2d(c, out, 1, stride, bias=False),"
+        " nn.BatchNorm2d(out))\n"
+        "ResNeXtBlock.__init__ = _always_project"
     )
     points, got = _grade("q2_resnext", _run(_model("q2_resnext"), change, _probe("q2_resnext")))
-    assert (points, got) == (0.0, HIDDEN_FAILED)
+    assert points == 0.0 and "ResNeXtBlock(32, 4, 4), whose shortcut is the identity" in got, got
+    assert "has layers the reference does not" in got

@@ -44,6 +44,9 @@ def _space() -> dict:
     }  # fmt: skip
 
 
+WITH_PROBE = ("q3_triplet_loss", "q3_chosen", "bonus_miner")  # a cell after the answer runs it
+
+
 def _run(*sources: str) -> dict:
     return run_cells(_space(), *sources)
 
@@ -61,7 +64,7 @@ def test_every_code_question_is_tested_here() -> None:
 @pytest.mark.parametrize("grade_id", sorted(QUESTIONS))
 def test_model_answers_get_full_marks(grade_id: str) -> None:
     sources = [_model(grade_id)]
-    if grade_id in ("q3_triplet_loss", "bonus_miner"):
+    if grade_id in WITH_PROBE:
         sources.append(_probe(grade_id))
     assert _grade(grade_id, _run(*sources)) == (_full(grade_id), "")
 
@@ -74,10 +77,14 @@ def triplet_loss(anchor, positive, negative, margin):  # float64, pairwise_dista
     return float(torch.relu(gap + margin).mean())
 """,
     "q3_chosen": """
-labels = np.asarray(train_labels)  # NumPy throughout, int32 rows
-threes, eights = np.flatnonzero(labels == 3), np.flatnonzero(labels == 8)
-pairs = np.array([rng.choice(threes, 2, replace=False) for _ in range(num_triplets)])
-q3_triplets = np.column_stack([pairs, rng.choice(eights, num_triplets)]).astype(np.int32)
+def chosen_triplets(labels, num_triplets, positive_class, negative_class, rng):  # NumPy, int32
+    labels = np.asarray(labels)
+    threes = np.flatnonzero(labels == positive_class)
+    eights = np.flatnonzero(labels == negative_class)
+    if len(threes) < 2:
+        raise ValueError("need two images of the positive class")
+    pairs = np.array([rng.choice(threes, 2, replace=False) for _ in range(num_triplets)])
+    return np.column_stack([pairs, rng.choice(eights, num_triplets)]).astype(np.int32)
 """,
     "q4_centres": """
 emb, lab_ = train_emb.double().numpy(), train_lab.numpy()
@@ -115,7 +122,7 @@ def batch_hard_triplets(embeddings, labels):  # a loop per anchor, NumPy out
 @pytest.mark.parametrize("grade_id", sorted(OTHER_FORMS))
 def test_answers_in_other_forms_get_full_marks(grade_id: str) -> None:
     sources = [LAB.given(grade_id), OTHER_FORMS[grade_id]]
-    if grade_id in ("q3_triplet_loss", "bonus_miner"):
+    if grade_id in WITH_PROBE:
         sources.append(_probe(grade_id))
     assert _grade(grade_id, _run(*sources)) == (_full(grade_id), "")
 
@@ -136,17 +143,35 @@ WRONG = [
     ),
     (  # anchor and positive drawn independently: sometimes the same image
         "q3_chosen",
-        "threes = np.flatnonzero(np.asarray(train_labels) == 3)\n"
-        "eights = np.flatnonzero(np.asarray(train_labels) == 8)\n"
-        "q3_triplets = torch.as_tensor(np.stack([rng.choice(threes, 200), rng.choice(threes, 200),"
-        " rng.choice(eights, 200)], 1))",
+        "def chosen_triplets(labels, n, positive_class, negative_class, rng):\n"
+        "    labels = np.asarray(labels)\n"
+        "    threes = np.flatnonzero(labels == positive_class)\n"
+        "    eights = np.flatnonzero(labels == negative_class)\n"
+        "    return np.stack([rng.choice(threes, n), rng.choice(threes, n),"
+        " rng.choice(eights, n)], 1)",
         "anchor and positive must be two different images",
+    ),
+    (  # right triplets, but drawn from a generator of its own
+        "q3_chosen",
+        "_chosen = chosen_triplets\n"
+        "def chosen_triplets(labels, n, positive_class, negative_class, rng):\n"
+        "    return _chosen(labels, n, positive_class, negative_class, np.random.default_rng())",
+        "the same seed gave other triplets: draw every random choice from rng",
+    ),
+    (  # a class too small for a pair quietly gives no triplets
+        "q3_chosen",
+        "_chosen = chosen_triplets\n"
+        "def chosen_triplets(labels, n, positive_class, negative_class, rng):\n"
+        "    if int((torch.as_tensor(np.asarray(labels)) == positive_class).sum()) < 2:\n"
+        "        return np.zeros((0, 3), dtype=np.int64)\n"
+        "    return _chosen(labels, n, positive_class, negative_class, rng)",
+        "a class with a single image should raise ValueError; yours gave: nothing raised",
     ),
     (  # the first image of each class, not the nearest to its mean
         "q4_centres",
         "firsts = [torch.nonzero(train_lab == c)[0, 0] for c in range(10)]\n"
         "q4_representatives = torch.stack(firsts)",
-        HIDDEN_FAILED,
+        "q4_representatives: class 0's image nearest its mean is not row",
     ),
     (  # centres transposed
         "q4_centres",
@@ -182,7 +207,7 @@ def test_plausible_wrong_answers_get_no_marks_and_say_why(
     grade_id: str, change: str, message: str
 ) -> None:
     sources = [_model(grade_id), change]
-    if grade_id in ("q3_triplet_loss", "bonus_miner"):
+    if grade_id in WITH_PROBE:
         sources.append(_probe(grade_id))
     points, got = _grade(grade_id, _run(*sources))
     assert points == 0.0 and message in got, got
