@@ -13,6 +13,7 @@ import nbformat
 
 from labkit.grading.checks import run_checks
 from labkit.grading.protocol import Question, marker, parse_solutions
+from labkit.grading.release import release_cell
 
 
 class Lab:
@@ -30,8 +31,11 @@ class Lab:
         return self.nb.cells[self._index(grade_id)].source
 
     def given(self, grade_id: str) -> str:
-        """The lines of the answer cell a student is given (before the solution region)."""
-        return self.answer(grade_id).split("### BEGIN SOLUTION")[0]
+        """The answer cell as released to students, its stubs' `raise` lines left out: the
+        given lines and skeletons (signatures, docstrings) run, defining nothing yet."""
+        cell = release_cell(self.nb.cells[self._index(grade_id)], grade_id)
+        lines = cell.source.split("\n")
+        return "\n".join(line for line in lines if line.strip() != "raise NotImplementedError()")
 
     def probe(self, grade_id: str) -> str:
         """The code cell right after the answer cell: it runs the student's code."""
