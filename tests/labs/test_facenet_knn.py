@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from lab03_tiny import tiny_settings
 
 from labkit.data import TensorImageDataset
 from labkit.labs.facenet_knn import (
@@ -20,19 +21,7 @@ from labkit.labs.facenet_knn import (
 from labkit.models import count_layers
 from labkit.triplets import mined_triplet_loss, stacked_triplet_loss
 
-PROFILE = settings(
-    "smoke",
-    image_size=8,
-    embedding_size=6,
-    triplets_per_epoch=20,
-    triplets_per_step=4,
-    pk_classes=2,
-    pk_images=6,
-    val_triplets=10,
-    eval_batch_size=12,
-    num_epochs=2,
-    lr_step_every=1,
-)
+PROFILE = tiny_settings()
 
 
 def test_full_profile_keeps_the_handouts_settings():

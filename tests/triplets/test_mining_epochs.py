@@ -9,29 +9,17 @@ from functools import partial
 
 import pytest
 import torch
+from lab03_tiny import tiny_settings
 from torch.utils.data import DataLoader
 
 from labkit.data import TensorImageDataset
 from labkit.labs import facenet_knn
-from labkit.labs.facenet_knn import recipe_loss, settings, train_embedding
+from labkit.labs.facenet_knn import recipe_loss, train_embedding
 from labkit.runs import _function
 from labkit.triplets import batch_hard, mined_triplet_loss
 from labkit.triplets.losses import _mined_loss
 
-PROFILE = settings(
-    "smoke",
-    image_size=8,
-    embedding_size=6,
-    width=8,  # a narrow ResNet-18: fast
-    triplets_per_epoch=20,
-    triplets_per_step=4,
-    pk_classes=2,
-    pk_images=6,
-    val_triplets=10,
-    eval_batch_size=12,
-    num_epochs=2,
-    lr_step_every=1,
-)
+PROFILE = tiny_settings(width=8)  # a narrow ResNet-18: fast
 NO_TRIPLET = (
     r"no batch of this epoch held two images of one class, so the miner found no triplet; "
     r"draw batches with PKSampler\(labels, p=\.\.\., k=\.\.\.\)"
