@@ -23,8 +23,12 @@ lint: $(STAMP)  ## ruff lint and format check
 test: lint  ## the whole suite: lint, unit tests, release check, every notebook under nbval
 	LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadfile
 
-lab: $(STAMP)  ## open JupyterLab on the student notebooks
-	$(BIN)/jupyter lab notebooks/
+# JupyterLab refuses to start as root (containers, cloud VMs, course servers) without --allow-root
+USER_ID ?= $(shell id -u)
+ROOT_FLAG := $(if $(filter 0,$(USER_ID)),--allow-root,)
+
+lab: $(STAMP)  ## open JupyterLab on the student notebooks (as root too)
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
 
 release: $(STAMP)  ## regenerate notebooks/ from solutions/
 	$(BIN)/labkit release

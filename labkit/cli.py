@@ -37,7 +37,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute the chosen labs' solutions notebooks headless and print their headline results."""
-    from labkit.runner import run_notebook
+    from labkit.runner import run_notebook, store_outputs
 
     notebooks = sorted(Path(args.solutions).glob("[0-9][0-9]_*.ipynb"))
     if args.labs:
@@ -50,6 +50,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     profile = profile_name(args.profile)
+    if getattr(args, "store", False) and profile != "smoke":
+        print(
+            f"--store keeps the smoke profile's outputs in solutions/ (what nbval compares); "
+            f"run it with --profile smoke, not {profile}"
+        )
+        return 2
     if profile == "smoke":
         print(SMOKE_LINE)
     runs = []
@@ -57,6 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"running {notebook.name} in the {profile} profile ...", flush=True)
         runs.append(run_notebook(notebook, args.out, profile=profile))
         run = runs[-1]
+        if getattr(args, "store", False) and run.status == "ok" and run.executed is not None:
+            store_outputs(run.executed, notebook)
+            print(f"  stored its outputs in {shown_path(notebook)}", flush=True)
         print(
             f"  {run.lab}: {run.status} in {run.seconds:.0f} s ({profile} profile) -> "
             f"{shown_path(run.executed)}",
@@ -202,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=_repo_path("build") / "run",
         help="folder for the executed notebooks (default: build/run)",
+    )
+    run.add_argument(
+        "--store",
+        action="store_true",
+        help="smoke profile only: write each notebook's outputs back into solutions/ (widget "
+        "outputs and timestamps left out), when it ran without error",
     )
     run.set_defaults(func=cmd_run)
 

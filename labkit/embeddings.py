@@ -131,7 +131,9 @@ def embed(
     device = model_device(model)
     outputs, labels = [], []
     with eval_mode(model), torch.no_grad():
-        for batch in tqdm(batches, total=total, desc="embed", disable=not progress, leave=False):
+        # leave=True: a bar closed with leave=False leaves a widget output that cannot be
+        # restored after the notebook is saved and reopened ("model not found")
+        for batch in tqdm(batches, total=total, desc="embed", disable=not progress, leave=True):
             if not isinstance(batch, (list, tuple)) or len(batch) != 2:
                 raise ValueError(
                     f"embed expects (inputs, labels) batches, got {type(batch).__name__}; "

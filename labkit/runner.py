@@ -12,7 +12,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
+from labkit.atomic import write_text_atomic
 from labkit.report import collect_headlines
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # an output that needs a live kernel
 
 
 @dataclass
@@ -64,3 +67,23 @@ def run_notebook(
     executed = out_dir / notebook.name
     nbformat.write(nb, executed)
     return LabRun(notebook.stem, status, seconds, collect_headlines(nb), executed)
+
+
+def storable(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """`nb` (changed in place) fit to be stored in `solutions/`: widget outputs removed.
+
+    A widget output (a tqdm bar, the error browser) only shows in a live session; stored, a
+    notebook opened before running shows it as text (`VBox(children=...`, a frozen bar). Cells'
+    `execution` timing metadata (timestamps of the machine that ran them) are removed too.
+    """
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+    return nb
+
+
+def store_outputs(executed: Path, solutions: Path) -> None:
+    """Write the executed notebook's outputs, made `storable`, over the solutions notebook."""
+    nb = storable(nbformat.read(executed, as_version=4))
+    write_text_atomic(solutions, nbformat.writes(nb) + "\n")

@@ -75,8 +75,9 @@ def error_browser(
 
     if len(errors) == 0:
         return widgets.HTML("no errors: every test image was classified correctly")
+    # counts from 1, as the caption does ("error 1 of 11"); row = slider.value - 1
     slider = widgets.IntSlider(
-        value=0, min=0, max=len(errors) - 1, description="error", continuous_update=False
+        value=1, min=1, max=len(errors), description="error", continuous_update=False
     )
     previous = widgets.Button(description="Previous", icon="arrow-left")
     following = widgets.Button(description="Next", icon="arrow-right")
@@ -85,7 +86,7 @@ def error_browser(
     rendered: dict[int, bytes] = {}  # each error is drawn once
 
     def show(change: dict | None = None) -> None:
-        i = slider.value
+        i = slider.value - 1  # the table's row
         if i not in rendered:
             rendered[i] = _png(render_error(errors, i, test_images, train_images, class_names))
         image.value = rendered[i]

@@ -60,6 +60,21 @@ def test_embed_matches_manual_forward_and_restores_mode():
     assert torch.equal(labels, data.labels)
 
 
+def test_embed_progress_bar_is_left_as_a_record(monkeypatch):
+    """A bar closed with leave=False shows "model not found" once the notebook is reopened."""
+    import labkit.embeddings as embeddings_module
+
+    bars = []
+
+    def recording_tqdm(*args, **kwargs):
+        bars.append(kwargs)
+        return args[0]
+
+    monkeypatch.setattr(embeddings_module, "tqdm", recording_tqdm)
+    embed(_model(), _dataset(), batch_size=8, progress=True)
+    assert bars and all(bar.get("leave", True) for bar in bars)
+
+
 def test_embed_accepts_dataset_and_unshuffled_loader():
     model = _model()
     x, y = torch.randn(10, 3, 8, 8), torch.arange(10)

@@ -1,5 +1,6 @@
 """Headline results, headless runs of a notebook, and the `labkit` command line."""
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -7,7 +8,9 @@ import pytest
 
 from labkit.cli import main
 from labkit.report import HEADLINE_MIME, collect_headlines, headline_table
-from labkit.runner import run_notebook
+from labkit.runner import WIDGET_VIEW, run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _notebook(path: Path, *sources: str) -> Path:
@@ -87,3 +90,38 @@ def test_cli_release_and_check(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert main(["release", "--check", *dirs]) == 0
     assert "release check: ok" in capsys.readouterr().out
     assert "raise NotImplementedError()" in (notebooks / "02_demo.ipynb").read_text()
+
+
+BAR = "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='bar'):\n    pass\nprint('printed')"
+
+
+def test_run_store_keeps_smoke_outputs_without_widgets(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    solutions = tmp_path / "solutions"
+    path = _notebook(solutions / "02_demo.ipynb", BAR, "import ipywidgets\nipywidgets.IntSlider()")
+    out = ["--solutions", str(solutions), "--out", str(tmp_path / "out")]
+    assert main(["run", "02", "--profile", "cpu", "--store", *out]) == 2
+    assert "run it with --profile smoke" in capsys.readouterr().out
+    assert main(["run", "02", "--profile", "smoke", "--store", *out]) == 0
+    stored = nbformat.read(path, as_version=4)
+    assert any("printed" in o.get("text", "") for o in stored.cells[0].outputs)
+    for cell in stored.cells:
+        assert "execution" not in cell.metadata
+        for output in cell.outputs:
+            assert WIDGET_VIEW not in output.get("data", {}), output
+    executed = nbformat.read(tmp_path / "out" / "02_demo.ipynb", as_version=4)
+    assert any(WIDGET_VIEW in o.get("data", {}) for o in executed.cells[1].outputs)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")))
+def test_stored_solutions_hold_no_widget_and_no_machine_path(path: Path) -> None:
+    """Opened before running, a notebook shows its stored outputs: none may need a kernel."""
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            text = json.dumps(output)
+            assert WIDGET_VIEW not in output.get("data", {}), (path.name, index)
+            assert "VBox(children" not in text, (path.name, index)
+            for machine_path in ("/tmp/", "/work/", "/home/", "/root/"):
+                assert machine_path not in text, (path.name, index, machine_path)

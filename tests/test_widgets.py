@@ -44,16 +44,19 @@ def test_browser_follows_slider_and_buttons():
     errors, test_images, train_images = _errors()
     browser = error_browser(errors, test_images, train_images)
     previous, slider, following, caption, image = _parts(browser)
-    assert slider.max == len(errors) - 1 == 2
+    # the slider counts as the caption does: error 1 of 3 .. error 3 of 3
+    assert (slider.min, slider.max, slider.value) == (1, len(errors), 1) and len(errors) == 3
     first_png, first_caption = bytes(image.value), caption.value
     assert first_png.startswith(b"\x89PNG") and "test image #0" in first_caption
-    slider.value = 2  # runs the observer, as a browser's drag would
+    assert first_caption.startswith("error 1 of 3")
+    slider.value = 3  # runs the observer, as a browser's drag would
     assert bytes(image.value) != first_png and "test image #4" in caption.value
+    assert caption.value.startswith("error 3 of 3")
     following.click()  # already at the end: stays
-    assert slider.value == 2
+    assert slider.value == 3
     previous.click()
     previous.click()
-    assert slider.value == 0 and bytes(image.value) == first_png and caption.value == first_caption
+    assert slider.value == 1 and bytes(image.value) == first_png and caption.value == first_caption
 
 
 def test_browser_without_errors_says_so():
