@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.labkit-installed
 
-.PHONY: run test lint lab release clean
+.PHONY: run test test-browser lint lab release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: lint  ## the whole suite: lint, unit tests, release check, every notebook 
 # JupyterLab refuses to start as root (containers, cloud VMs, course servers) without --allow-root
 USER_ID ?= $(shell id -u)
 ROOT_FLAG := $(if $(filter 0,$(USER_ID)),--allow-root,)
+
+test-browser: $(STAMP)  ## JupyterLab in headless chromium: needs `apt-get install chromium`
+	$(BIN)/python -m pip install --quiet -e ".[test,browser]"
+	LABKIT_PROFILE=smoke $(BIN)/python -m pytest --browser -p no:xdist -m browser tests/browser
 
 lab: $(STAMP)  ## open JupyterLab on the student notebooks (as root too)
 	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)

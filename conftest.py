@@ -7,6 +7,14 @@ import tempfile
 import pytest
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--browser",
+        action="store_true",
+        help="also run the browser suite (tests/browser: JupyterLab in chromium)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Smoke profile, headless plots and a scratch runs folder, before any kernel starts."""
     os.environ.setdefault("LABKIT_PROFILE", "smoke")

@@ -1,0 +1,39 @@
+"""Steps in JupyterLab's page that the browser tests share (Playwright's sync API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "build" / "browser"  # screenshots of each widget state
+IDLE = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+
+
+def artifact(name: str) -> Path:
+    """Where a test keeps a screenshot: build/browser/<name>."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
+
+
+def run_menu(page, item: str) -> None:
+    """Click Run > `item` in JupyterLab's menu bar."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
+
+
+def wait_until_done(page, timeout_ms: int) -> None:
+    """No cell pending or running ([*]) and the kernel idle."""
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
+        ".some(p => p.textContent.includes('*'))",
+        timeout=timeout_ms,
+    )
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+
+
+def error_outputs(page) -> list[str]:
+    """The text of every error output (a traceback) shown in the notebook."""
+    return page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+        has_text="Traceback",
+    ).all_inner_texts()
