@@ -56,3 +56,10 @@ def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -
     assert readout.inner_text() == str(total)
     browser.screenshot(path=str(artifact(f"03-error-browser-{total}.png")))
     assert not page.console_errors, page.console_errors
+    # saved and reopened (the kernel still running): every widget output is restored
+    page.keyboard.press("Control+s")
+    page.reload()
+    page.wait_for_selector(IDLE, timeout=60_000)
+    page.locator(".widget-button", has_text="Next").first.wait_for(timeout=60_000)
+    assert page.get_by_text("Error displaying widget").count() == 0
+    assert not [e for e in page.console_errors if "model not found" in e.lower()]
