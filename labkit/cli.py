@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     profile = profile_name(args.profile)
-    if getattr(args, "store", False) and profile != "smoke":
+    if args.store and profile != "smoke":
         print(
             f"--store keeps the smoke profile's outputs in solutions/ (what nbval compares); "
             f"run it with --profile smoke, not {profile}"
@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"running {notebook.name} in the {profile} profile ...", flush=True)
         runs.append(run_notebook(notebook, args.out, profile=profile))
         run = runs[-1]
-        if getattr(args, "store", False) and run.status == "ok" and run.executed is not None:
+        if args.store and run.status == "ok" and run.executed is not None:
             store_outputs(run.executed, notebook)
             print(f"  stored its outputs in {shown_path(notebook)}", flush=True)
         print(

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from labkit.config import seed_everything
 from labkit.labs.digits import DigitsSettings
 from labkit.labs.settings import choose, shown
+from labkit.model_utils import eval_mode, model_device
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
 from labkit.session import Lab, start_lab
 from labkit.train import fit
@@ -265,8 +266,6 @@ def triplet_distances(
     `loader` yields stacked triplets (see `validation_loader`); the model runs in eval mode and
     is left in the mode it was in.
     """
-    from labkit.model_utils import eval_mode, model_device
-
     device = model_device(model)
     ap, an = [], []
     with eval_mode(model):
