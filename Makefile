@@ -20,15 +20,15 @@ lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint  ## the whole suite: lint, unit tests, release check, every notebook under nbval
+test: lint  ## the whole suite: lint, unit tests, release check, every notebook under nbval, browser
 	LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadfile
+	LABKIT_PROFILE=smoke $(BIN)/python -m pytest --browser -p no:xdist -m browser tests/browser
 
 # JupyterLab refuses to start as root (containers, cloud VMs, course servers) without --allow-root
 USER_ID ?= $(shell id -u)
 ROOT_FLAG := $(if $(filter 0,$(USER_ID)),--allow-root,)
 
-test-browser: $(STAMP)  ## JupyterLab in headless chromium: needs `apt-get install chromium`
-	$(BIN)/python -m pip install --quiet -e ".[test,browser]"
+test-browser: $(STAMP)  ## only the browser suite: JupyterLab in chromium (`apt-get install chromium`)
 	LABKIT_PROFILE=smoke $(BIN)/python -m pytest --browser -p no:xdist -m browser tests/browser
 
 lab: $(STAMP)  ## open JupyterLab on the student notebooks (as root too)

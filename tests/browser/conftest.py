@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         argv.append("--allow-root")
     log = (root / "jupyterlab.log").open("w")
     server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    (root / "jupyterlab.pid").write_text(str(server.pid))
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -98,17 +100,35 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 time.sleep(0.5)
         yield Lab(url, token, root)
     finally:  # stopped also when a test failed
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
         log.close()
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """Stop JupyterLab and everything it started (kernels run in sessions of their own).
+
+    SIGTERM lets the server shut its kernels down; whatever of its process tree is still alive
+    after 20 s is killed.
+    """
+    try:
+        tree = psutil.Process(server.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    for process in alive:
+        process.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 @pytest.fixture(scope="session")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright_api
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser suite needs Debian's chromium: apt-get install chromium")
     with playwright_api.sync_playwright() as playwright:
