@@ -129,6 +129,7 @@ def stop_server(server: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def browser():
     from playwright import sync_api as playwright_api
+
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser suite needs Debian's chromium: apt-get install chromium")
     with playwright_api.sync_playwright() as playwright:
