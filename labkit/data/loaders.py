@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,27 +12,14 @@ from torchvision.transforms import v2
 from labkit.config import data_root, shown_path
 from labkit.data.builtin import BUILTIN_WRITERS
 from labkit.data.folders import REBUILD_MNIST, read_image_folder
+from labkit.data.lab_data import LabData
 from labkit.data.layout import validate_split_csv
-from labkit.data.tensor_dataset import TensorImageDataset
 
 MNIST_SOURCE = "MNIST subset"
 BUILTIN_SOURCE = "built-in digits"
 
 
-@dataclass(frozen=True)
-class DigitsData:
-    """The train and test splits of the digits, with where they came from."""
-
-    train: TensorImageDataset  # augmented (random crop with padding)
-    test: TensorImageDataset  # not augmented
-    class_names: tuple[str, ...]
-    source: str  # MNIST_SOURCE or BUILTIN_SOURCE
-    root: Path  # the folder holding train/ and test/
-
-    @property
-    def num_classes(self) -> int:
-        """The number of classes."""
-        return len(self.class_names)
+DigitsData = LabData  # the digits are a LabData like every data set by name
 
 
 def digits_augmentation(image_size: int) -> v2.RandomCrop:
