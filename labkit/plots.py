@@ -401,3 +401,45 @@ def plot_distance_histograms(
         ax.set_ylabel("triplets")
         ax.legend(fontsize=8)
     return fig
+
+
+def plot_bird_grid(
+    dataset, classes: Sequence[int], per_class: int = 6, title: str | None = None
+) -> Figure:
+    """One row per class of a bird dataset: each image with its box (red) and visible parts.
+
+    Args:
+        dataset: a `labkit.data.CubDataset` with `with_geometry=True` (items are image, label,
+            box x1 y1 x2 y2, parts (P, 3)).
+        classes: the labels of the rows.
+        per_class: images per row (the first ones of each class in the dataset).
+    Raises ValueError for a dataset without geometry or a class with no image.
+    Used in: RESULTS.md (the synthetic birds), 04_bcnn_hbp, 05_opam.
+    """
+    from labkit.data.cub_dataset import to_display_imagenet
+
+    if not getattr(dataset, "with_geometry", False):
+        raise ValueError("plot_bird_grid needs a CubDataset made with with_geometry=True")
+    labels = np.asarray(dataset.labels)
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.7 * per_class, 1.9 * len(classes)),
+                             squeeze=False)  # fmt: skip
+    for r, label in enumerate(classes):
+        members = np.flatnonzero(labels == label)[:per_class]
+        if len(members) == 0:
+            raise ValueError(f"class {label} has no image in this dataset")
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c >= len(members):
+                continue
+            image, _, box, parts = dataset[int(members[c])]
+            ax.imshow(to_display_imagenet(image))
+            x1, y1, x2, y2 = box.tolist()
+            ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="red", lw=1))
+            seen = parts[:, 2] > 0
+            ax.scatter(parts[seen, 0], parts[seen, 1], s=5, c="cyan")
+        name = dataset.class_names[label].split(".", 1)[-1].replace("_", " ")
+        axes[r][0].set_title(name, fontsize=7, loc="left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
