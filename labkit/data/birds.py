@@ -42,7 +42,8 @@ def find_cub(base: Path, resize: int) -> Path | None:
 
 
 def synthetic_birds_folder(base: Path, spec: SynthBirdsSpec) -> Path:
-    """Where `spec`'s synthetic birds are written: `<base>/builtin/<spec.folder_name>`."""
+    """Where `spec`'s synthetic birds are written: `<base>/builtin/<spec.folder_name>` (as
+    `labkit.data.builtin.write_builtin_data` writes them for the grader)."""
     return base / "builtin" / spec.folder_name
 
 

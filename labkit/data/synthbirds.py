@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from labkit.data.layout import MARKER, is_complete, read_marker
 
-GENERATOR_VERSION = 1  # bump when the drawing changes: written sets are then redrawn
+GENERATOR_VERSION = 2  # bump when the drawing changes: written sets are then redrawn
 CUB_PARTS = (
     "back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing",
     "nape", "right eye", "right leg", "right wing", "tail", "throat",
@@ -108,15 +108,15 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 28) -> np.ndar
 
 
 def _beak(shape: str) -> np.ndarray:
-    base_top, base_bottom = (1.24, -0.66), (1.24, -0.5)
+    base_top, base_bottom = (1.28, -0.68), (1.28, -0.5)
     tips = {
-        "short": [(1.55, -0.57)],
-        "long": [(1.95, -0.56)],
-        "hooked": [(1.55, -0.62), (1.63, -0.5), (1.5, -0.52)],
-        "thick": [(1.52, -0.56)],
+        "short": [(1.62, -0.58)],
+        "long": [(2.1, -0.57)],
+        "hooked": [(1.62, -0.66), (1.74, -0.5), (1.66, -0.38), (1.58, -0.5)],
+        "thick": [(1.58, -0.57)],
     }
     if shape == "thick":
-        base_top, base_bottom = (1.2, -0.74), (1.2, -0.42)
+        base_top, base_bottom = (1.22, -0.8), (1.22, -0.36)
     return np.array([base_top, *tips[shape], base_bottom])
 
 
@@ -131,9 +131,9 @@ def _tail(shape: str) -> np.ndarray:
 
 # part locations in the bird's frame; "near"/"far" become right/left by the facing direction
 _PART_FRAME = {
-    "back": (-0.25, -0.5), "beak": (1.45, -0.58), "belly": (0.0, 0.45), "breast": (0.55, 0.2),
-    "crown": (0.95, -0.9), "forehead": (1.2, -0.8), "near eye": (1.08, -0.64),
-    "far eye": (1.08, -0.64), "near leg": (0.2, 0.95), "far leg": (-0.05, 0.95),
+    "back": (-0.25, -0.5), "beak": (1.5, -0.58), "belly": (0.0, 0.45), "breast": (0.55, 0.2),
+    "crown": (0.92, -0.95), "forehead": (1.2, -0.8), "near eye": (1.1, -0.64),
+    "far eye": (1.1, -0.64), "near leg": (0.2, 0.95), "far leg": (-0.05, 0.95),
     "near wing": (-0.1, -0.08), "far wing": (0.0, -0.2), "nape": (0.62, -0.78),
     "tail": (-1.4, -0.08), "throat": (1.0, -0.28),
 }  # fmt: skip
@@ -184,10 +184,10 @@ def draw_bird(
     _clutter(draw, rng, big)
 
     facing_right = bool(rng.random() < 0.5)
-    scale = rng.uniform(0.17, 0.25) * big
+    scale = rng.uniform(0.19, 0.26) * big
     tilt = np.deg2rad(rng.uniform(-15, 15))
-    margin = 1.9 * scale
-    centre = rng.uniform(margin, big - margin, 2)
+    margin = np.minimum(big / 2, np.array([1.8, 1.2]) * scale)  # most of the bird in view
+    centre = rng.uniform(margin, big - margin)
     cos, sin = math.cos(tilt), math.sin(tilt)
     mirror = 1.0 if facing_right else -1.0
 
@@ -219,18 +219,18 @@ def draw_bird(
     polygon(_ellipse(0.55, 0.2, 0.4, 0.3), _shade(body, 1.25))  # breast, lighter
     polygon(_ellipse(-0.1, -0.08, 0.68, 0.34), wing)
     for k in range(species.wing_bars):  # pale bars across the wing
-        x = -0.05 - 0.28 * k
-        polygon([(x, -0.38), (x + 0.1, -0.38), (x + 0.02, 0.24), (x - 0.08, 0.24)],
+        x = -0.05 - 0.3 * k
+        polygon([(x, -0.38), (x + 0.14, -0.38), (x + 0.06, 0.24), (x - 0.08, 0.24)],
                 (235, 235, 225))  # fmt: skip
-    polygon(_ellipse(0.95, -0.58, 0.38, 0.36), head)
+    polygon(_ellipse(0.95, -0.58, 0.42, 0.4), head)
     crown = CROWNS[species.crown]
     if crown is not None:
-        polygon(_ellipse(0.92, -0.86, 0.3, 0.13), crown)
+        polygon(_ellipse(0.9, -0.9, 0.36, 0.17), crown)
     polygon(_beak(species.beak_shape), beak_colour)
     ring = EYE_RINGS[species.eye_ring]
     if ring is not None:
-        polygon(_ellipse(1.08, -0.64, 0.14, 0.14, 16), ring)
-    polygon(_ellipse(1.08, -0.64, 0.075, 0.075, 12), (10, 10, 10))
+        polygon(_ellipse(1.1, -0.64, 0.18, 0.18, 16), ring)
+    polygon(_ellipse(1.1, -0.64, 0.085, 0.085, 12), (10, 10, 10))
 
     image = image.reduce(SUPERSAMPLE)
     points = np.concatenate([np.asarray(p) for p in drawn]) / SUPERSAMPLE

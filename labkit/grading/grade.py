@@ -35,6 +35,7 @@ from labkit.grading.results import QuestionResult, Status, SubmissionResult
 from labkit.grading.sandbox import find_sandbox
 from labkit.grading.submissions import read_entries, verify
 from labkit.grading.worker_process import WorkerProcess
+from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS
 
 __all__ = ["GradeSettings", "grade_folder", "grade_submission"]
 
@@ -128,7 +129,9 @@ def _grade_items(
 
     if sandbox.active:  # the sandbox shares the data folder read-only: write it first
         try:
-            write_builtin_data(data_root())
+            profile = settings.profile
+            birds = (SYNTHETIC_BIRDS[profile], SOURCE_BIRDS[profile])
+            write_builtin_data(data_root(), birds=birds)
         except OSError as error:
             warnings.append(f"could not write the built-in data in {data_root()}: {error}")
     try:
