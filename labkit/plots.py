@@ -421,7 +421,7 @@ def plot_bird_grid(
     if not getattr(dataset, "with_geometry", False):
         raise ValueError("plot_bird_grid needs a CubDataset made with with_geometry=True")
     labels = np.asarray(dataset.labels)
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.7 * per_class, 1.9 * len(classes)),
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.6 * per_class, 1.8 * len(classes)),
                              squeeze=False)  # fmt: skip
     for r, label in enumerate(classes):
         members = np.flatnonzero(labels == label)[:per_class]
@@ -438,8 +438,9 @@ def plot_bird_grid(
             seen = parts[:, 2] > 0
             ax.scatter(parts[seen, 0], parts[seen, 1], s=5, c="cyan")
         name = dataset.class_names[label].split(".", 1)[-1].replace("_", " ")
-        axes[r][0].set_title(name, fontsize=7, loc="left")
+        axes[r][0].set_title(name, fontsize=8, loc="left")  # spans the row
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.97,
+                        wspace=0.04, hspace=0.22)  # fmt: skip
     return fig

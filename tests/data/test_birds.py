@@ -117,3 +117,15 @@ def test_cub_copy_is_independent(tmp_path: Path) -> None:
     shutil.copytree(cub, tmp_path / "CUB_200_2011-short64")
     data = load_birds(resize=40, crop=32, synthetic=SPEC, root=tmp_path, verbose=False)
     assert data.root.name == "CUB_200_2011-short64"
+
+
+def test_every_data_set_by_name_is_a_lab_data(tmp_path: Path) -> None:
+    digits = load_data("digits", image_size=16, train_per_class=2, test_per_class=1,
+                       root=tmp_path, verbose=False)  # fmt: skip
+    birds = load_data("birds", resize=40, crop=32, synthetic=SPEC, root=tmp_path, verbose=False)
+    folder = _photos(tmp_path / "flower_photos", {"daisy": 3, "roses": 3})
+    photos = load_data("photo folder", folder, resize=36, crop=32, verbose=False)
+    for data in (digits, birds, photos):
+        assert isinstance(data, LabData) and data.num_classes == len(data.class_names)
+        image, label = data.train[0][:2]
+        assert image.dtype.is_floating_point and image.shape[0] == 3 and isinstance(label, int)
