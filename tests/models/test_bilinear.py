@@ -1,0 +1,106 @@
+"""Bilinear heads: equal to direct float64 transcriptions of the formulas, gradients included,
+and HBP's projections not kept for backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from labkit.models.bilinear import (
+    BilinearHead,
+    GAPHead,
+    HBPHead,
+    bilinear_pool,
+    hbp_interactions,
+    signed_sqrt_l2,
+)
+
+
+def _maps(n=2, channels=(3, 4, 5), h=3, w=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(n, c, h, w, generator=g, dtype=torch.float64) for c in channels)
+
+
+def test_bilinear_pool_is_the_mean_outer_product() -> None:
+    (x,) = _maps(channels=(4,))
+    expected = torch.stack([
+        sum(torch.outer(x[i, :, r, s], x[i, :, r, s]) for r in range(3) for s in range(2)) / 6
+        for i in range(2)
+    ])  # fmt: skip
+    torch.testing.assert_close(bilinear_pool(x), expected.reshape(2, 16), rtol=0, atol=1e-12)
+
+
+def test_signed_sqrt_l2() -> None:
+    z = torch.tensor([[4.0, -9.0, 0.0]], dtype=torch.float64)
+    root = torch.tensor([[2.0, -3.0, 0.0]], dtype=torch.float64)
+    root = torch.sign(root) * torch.sqrt(root.abs() ** 2 + 1e-10)
+    torch.testing.assert_close(signed_sqrt_l2(z), root / root.norm(), rtol=0, atol=1e-12)
+
+
+def _hbp_direct(maps, head: HBPHead) -> torch.Tensor:
+    """The formula as written: project each map, multiply pairs, sum over locations."""
+    proj = [F.conv2d(m, p.weight, p.bias) for m, p in zip(maps, head.projections, strict=True)]
+    parts = []
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        z = (proj[a] * proj[b]).sum(dim=(2, 3))
+        z = torch.sign(z) * torch.sqrt(z.abs() + 1e-10)
+        parts.append(z / z.norm(dim=1, keepdim=True))
+    return head.fc(torch.cat(parts, dim=1))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_hbp_head_equals_the_formula_with_gradients(chunk: int) -> None:
+    torch.manual_seed(0)
+    head = HBPHead((3, 4, 5), d=7, num_classes=4, chunk=chunk).double()
+    maps = [m.requires_grad_() for m in _maps()]
+    out = head(maps)
+    out.square().sum().backward()
+    grads = [m.grad.clone() for m in maps] + [p.grad.clone() for p in head.parameters()]
+    for t in [*maps, *head.parameters()]:
+        t.grad = None
+    expected = _hbp_direct(maps, head)
+    expected.square().sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    reference = [m.grad for m in maps] + [p.grad for p in head.parameters()]
+    for got, want in zip(grads, reference, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
+
+def test_hbp_interactions_gradcheck() -> None:
+    maps = [m.requires_grad_() for m in _maps(n=1, channels=(2, 3, 2), h=2, w=2)]
+    g = torch.Generator().manual_seed(1)
+    weights = [
+        torch.randn(3, c, generator=g, dtype=torch.float64, requires_grad=True) for c in (2, 3, 2)
+    ]
+    biases = [
+        torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3)
+    ]
+    assert torch.autograd.gradcheck(
+        lambda *t: hbp_interactions(t[:3], t[3:6], t[6:], chunk=2), (*maps, *weights, *biases)
+    )
+
+
+def test_hbp_keeps_only_its_inputs_and_weights_for_backward() -> None:
+    head = HBPHead((3, 4, 5), d=64, num_classes=2)
+    maps = [m.float().requires_grad_() for m in _maps()]
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t,
+                                                  lambda t: t):  # fmt: skip
+        head.interactions(maps)
+    expected = [tuple(m.shape) for m in maps] + [(64, c) for c in (3, 4, 5)] + [(64,)] * 3
+    assert saved == expected  # no (N, d, H*W) projection or product
+
+
+def test_hbp_refuses_mismatched_maps() -> None:
+    head = HBPHead((3, 4, 5), d=7, num_classes=4).double()
+    maps = list(_maps())
+    maps[2] = maps[2][:, :, :2]
+    with pytest.raises(ValueError, match="share batch and H x W"):
+        head(maps)
+
+
+def test_bilinear_and_gap_heads_shapes() -> None:
+    (x,) = _maps(channels=(6,))
+    assert BilinearHead(6, 5).double()(x).shape == (2, 5)
+    assert GAPHead(6, 5).double()(x).shape == (2, 5)
