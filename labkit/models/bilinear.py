@@ -182,3 +182,49 @@ class GAPHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.fc(x.mean(dim=(2, 3)))
+
+
+class _BackboneAndHead(nn.Module):
+    """A backbone that returns three maps, and a head over some of them."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def head_input(self, maps: list[torch.Tensor]):
+        """What the head reads of the backbone's three maps (default: the last)."""
+        return maps[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.head(self.head_input(self.backbone(x)))
+
+    def forward_frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage 1: the backbone in eval mode and without autograd, the head trained."""
+        self.backbone.eval()
+        with torch.no_grad():
+            maps = self.backbone(x)
+        return self.head(self.head_input(maps))
+
+
+class BilinearCNN(_BackboneAndHead):
+    """BCNN: the backbone's last map (VGG-16: conv5_3 after ReLU), `BilinearHead`."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+        super().__init__(backbone, BilinearHead(backbone.channels[-1], num_classes))
+
+
+class HBP(_BackboneAndHead):
+    """Hierarchical bilinear pooling over the backbone's three maps, `HBPHead` with `d`."""
+
+    def __init__(self, backbone: nn.Module, d: int, num_classes: int, chunk: int = 1024) -> None:
+        super().__init__(backbone, HBPHead(backbone.channels, d, num_classes, chunk))
+
+    def head_input(self, maps: list[torch.Tensor]):  # noqa: D102
+        return maps
+
+
+class GAPNet(_BackboneAndHead):
+    """The baseline: global average pooling of the backbone's last map, linear classifier."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+        super().__init__(backbone, GAPHead(backbone.channels[-1], num_classes))
