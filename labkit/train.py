@@ -27,8 +27,11 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
+from labkit import distributed
 from labkit.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from labkit.config import shown_path
 from labkit.metrics import accuracy
@@ -179,7 +182,8 @@ def _eval_loop(
             seen += n
     if seen == 0:
         raise ValueError("the evaluation loader yielded no batches; check the dataset is not empty")
-    return {name: total / seen for name, total in totals.items()}
+    *sums, seen = distributed.sum_over_processes([*totals.values(), seen], device)
+    return {name: total / seen for name, total in zip(totals, sums, strict=True)}
 
 
 def evaluate(
@@ -293,7 +297,7 @@ class _Trainables:
     def state(self) -> dict[str, Any]:
         """The state of every part, as plain data."""
         return {
-            "model": self.model.state_dict(),
+            "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -308,7 +312,7 @@ class _Trainables:
                 "scheduler; pass the same kind of scheduler as the first run, or another folder"
             )
         try:
-            self.model.load_state_dict(state["model"])
+            distributed.unwrap(self.model).load_state_dict(state["model"])
         except RuntimeError as err:  # another architecture than the one that wrote it
             raise ValueError(
                 f"{path} holds weights of another model ({str(err).splitlines()[0]}); delete "
@@ -343,7 +347,7 @@ def _check_settings(state: dict[str, Any], settings: dict[str, Any], path: Path)
 def _resume(folder: Path, parts: _Trainables, settings: dict[str, Any]) -> list[dict]:
     path = folder / "last.pt"
     if not path.is_file():
-        print(f"run: {shown_path(folder)}: new (no checkpoint with these settings)")
+        _say(f"run: {shown_path(folder)}: new (no checkpoint with these settings)")
         return []
     state = load_checkpoint(path)
     _check_settings(state, settings, path)
@@ -351,10 +355,16 @@ def _resume(folder: Path, parts: _Trainables, settings: dict[str, Any]) -> list[
     set_rng_state(state["rng"])
     done, total = state["epoch"], settings["num_epochs"]
     if done >= total:
-        print(f"run: {shown_path(folder)}: finished earlier ({done} of {total} epochs), loaded")
+        _say(f"run: {shown_path(folder)}: finished earlier ({done} of {total} epochs), loaded")
     else:
-        print(f"run: {shown_path(folder)}: resumed after epoch {done} of {total} (same settings)")
+        _say(f"run: {shown_path(folder)}: resumed after epoch {done} of {total} (same settings)")
     return list(state["history"])
+
+
+def _say(line: str) -> None:
+    """Print on the main process only (every process under torchrun would print it)."""
+    if distributed.is_main():
+        print(line)
 
 
 def _oom_error(err: Exception, device: torch.device, epoch: int) -> torch.OutOfMemoryError:
@@ -402,16 +412,19 @@ def _train_epoch(
     for index, batch in enumerate(train_loader):
         inputs, targets = to_device(_unpack(batch), device)
         group = _group_size(index, num_batches, setup.accum_steps)
-        outputs, loss = backward_step(
-            model,
-            inputs,
-            targets,
-            loss_fn=setup.loss_fn,
-            forward_fn=setup.forward_fn,
-            loss_scale=1.0 / group,
-            amp_dtype=setup.amp_dtype,
-            scaler=setup.scaler,
-        )
+        # under DDP, gradients are averaged over processes once per step, not per micro-batch
+        syncs = pending + 1 == group or not isinstance(model, DistributedDataParallel)
+        with nullcontext() if syncs else model.no_sync():
+            outputs, loss = backward_step(
+                model,
+                inputs,
+                targets,
+                loss_fn=setup.loss_fn,
+                forward_fn=setup.forward_fn,
+                loss_scale=1.0 / group,
+                amp_dtype=setup.amp_dtype,
+                scaler=setup.scaler,
+            )
         value = loss.item()
         if not math.isfinite(value):
             raise _nonfinite_error(value, epoch, index + 1, last_good)
@@ -433,6 +446,9 @@ def _train_epoch(
     if seen == 0:
         raise ValueError("train_loader yielded no batches; check the dataset is not empty")
     _epoch_hook(setup.loss_fn, "on_train_epoch_end")
+    total_loss, total_correct, seen = distributed.sum_over_processes(
+        [total_loss, total_correct, seen], device
+    )  # every process gets the whole epoch's means
     return total_loss / seen, (total_correct / seen if setup.metric_fn is not None else math.nan)
 
 
@@ -479,13 +495,16 @@ def _run_epoch(
     """Train one epoch, validate, and return its history row (one progress bar, left behind)."""
     lr = float(optimizer.param_groups[0]["lr"])
     start = time.perf_counter()
+    sampler = getattr(train_loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)  # another shuffle each epoch, the same on every process
     num_batches = _safe_len(train_loader)
     bar = tqdm(
         total=num_batches,
         desc=bar_desc,
         unit="batch",
         leave=True,  # one finished line per epoch: a compact record in the notebook
-        disable=not progress,
+        disable=not progress or not distributed.is_main(),
         dynamic_ncols=True,
     )
     try:
@@ -592,7 +611,7 @@ def fit(
     settings: dict[str, Any] = {}  # recorded only where a checkpoint is kept
     if checkpoint_dir is not None or runs_dir is not None:
         settings = run_settings(
-            model,
+            distributed.unwrap(model),
             optimizer,
             scheduler,
             train_loader,
@@ -609,7 +628,7 @@ def fit(
         )
     if runs_dir is not None:
         checkpoint_dir, resume = Path(runs_dir) / settings_digest(settings), True
-        if (Path(runs_dir) / "last.pt").is_file():
+        if (Path(runs_dir) / "last.pt").is_file() and distributed.is_main():
             print(
                 f"note: {shown_path(Path(runs_dir) / 'last.pt')} was written by an earlier labkit "
                 "without a record of its settings, so it is not resumed; delete it to save space"
@@ -629,7 +648,7 @@ def fit(
         model, optimizer, scheduler, scaler, getattr(train_loader, "generator", None)
     )
     records = _resume(folder, parts, settings) if resume else []
-    if folder is not None and not records:
+    if folder is not None and not records and distributed.is_main():
         write_settings(folder, settings)
     best_epoch, best_state = _best_epoch(records, monitor), None
     for epoch in range(len(records) + 1, num_epochs + 1):
@@ -653,9 +672,11 @@ def fit(
         improved = _is_better(row[monitor], best, _monitor_mode(monitor))
         if improved:
             best_epoch = epoch
-            best_state = _cpu_copy(model.state_dict()) if restore_best else None
+            best_state = _cpu_copy(distributed.unwrap(model).state_dict()) if restore_best else None
         if folder is not None:
-            _save_epoch(folder, parts, records, improved, monitor, settings)
+            if distributed.is_main():  # rank 0 alone writes; the others wait for the files
+                _save_epoch(folder, parts, records, improved, monitor, settings)
+            distributed.barrier()
     if restore_best and best_epoch is not None:
         _restore_best(model, best_state, folder)
     extra = [f"val_{name}" for name in setup.val_metrics]
@@ -679,7 +700,7 @@ def _save_epoch(
     epoch = records[-1]["epoch"]
     if improved:
         best = {
-            "model": parts.model.state_dict(),
+            "model": distributed.unwrap(parts.model).state_dict(),
             "epoch": epoch,
             "monitor": monitor,
             "value": records[-1][monitor],
@@ -700,4 +721,4 @@ def _restore_best(model: nn.Module, best_state: dict | None, folder: Path | None
         if folder is None or not (folder / "best.pt").is_file():
             raise FileNotFoundError(f"restore_best: no best.pt in {folder}; the weights stay last")
         best_state = load_checkpoint(folder / "best.pt")["model"]
-    model.load_state_dict(best_state)
+    distributed.unwrap(model).load_state_dict(best_state)

@@ -1,0 +1,84 @@
+"""What `labkit.train.fit` needs to train under `torchrun` with DistributedDataParallel.
+
+A script started by `torchrun --nproc_per_node=K script.py` calls `init_from_env()` once, wraps
+its model with `wrap(model)` and gives its training loader a `DistributedSampler`. `fit` then
+sums the epoch's losses and accuracies over every process (so that all of them see the same
+history, schedule and early stop), sets the sampler's epoch, lets rank 0 alone draw progress
+bars, print and write checkpoints, and keeps the unwrapped model's parameter names in them, so
+a checkpoint resumes with or without DDP. Outside `torchrun` every helper is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+def active() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group)."""
+    return dist.get_rank() if active() else 0
+
+
+def is_main() -> bool:
+    """True in the process that prints and writes files (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def init_from_env(backend: str | None = None) -> bool:
+    """Join the process group `torchrun` describes (RANK, WORLD_SIZE, MASTER_ADDR...).
+
+    Backend: `nccl` where CUDA is available (each process on the GPU of its LOCAL_RANK), else
+    `gloo`. Returns False, doing nothing, when WORLD_SIZE is absent or 1.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if dist.is_initialized():
+        return True
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
+    return True
+
+
+def wrap(model: nn.Module) -> nn.Module:
+    """`model` in DistributedDataParallel when a process group is active, else unchanged."""
+    if not active():
+        return model
+    device_ids = [model_device_index(model)] if next(model.parameters()).is_cuda else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def model_device_index(model: nn.Module) -> int:
+    """The CUDA device index of `model`'s parameters."""
+    return next(model.parameters()).device.index or 0
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DistributedDataParallel (or DataParallel), else `model` itself."""
+    return model.module if isinstance(model, (DistributedDataParallel, nn.DataParallel)) else model
+
+
+def sum_over_processes(values: Sequence[float], device: torch.device) -> list[float]:
+    """Each value summed over every process (unchanged outside a process group)."""
+    if not active():
+        return list(values)
+    tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def barrier() -> None:
+    """Wait for every process (no-op outside a process group)."""
+    if active():
+        dist.barrier()

@@ -1,0 +1,115 @@
+"""A tiny model trained through `labkit.train.fit`, under torchrun or alone.
+
+Used by tests/test_distributed.py.
+
+Usage: python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py OUT
+       python tests/ddp_worker.py OUT            (one process, batch 8: the reference)
+Writes OUT/weights-rank<r>.pt (final weights) and OUT/history-rank<r>.csv of each process.
+With `--interrupt 2` the run stops at the end of epoch 2 (as a dropped kernel would), and a
+fresh model and optimizer then resume from the checkpoint in OUT/run up to the last epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from labkit import distributed  # noqa: E402
+from labkit.train import fit  # noqa: E402
+
+GLOBAL_BATCH = 8
+EPOCHS = 3
+
+
+class Interrupted(Exception):
+    """Raised at the end of the chosen epoch."""
+
+
+class StoppingLoss(nn.CrossEntropyLoss):
+    """Cross-entropy that raises Interrupted at the end of epoch `stop_at` (0: never)."""
+
+    stop_at = 0  # a class attribute: not part of the run's recorded settings
+    epochs = 0
+
+    def on_train_epoch_end(self) -> None:
+        StoppingLoss.epochs += 1
+        if StoppingLoss.epochs == StoppingLoss.stop_at:
+            raise Interrupted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--interrupt", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    in_group = distributed.init_from_env()
+    world = torch.distributed.get_world_size() if in_group else 1
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 2, 6, 6, generator=g)
+    y = torch.randint(0, 3, (32,), generator=g)
+    data = TensorDataset(x, y)
+    if in_group:  # each process half of every global batch, reshuffled each epoch
+        sampler = DistributedSampler(data, shuffle=True, seed=5)
+        train_loader = DataLoader(data, batch_size=GLOBAL_BATCH // world, sampler=sampler)
+        val_loader = train_loader  # each process scores its half; fit sums them
+    else:  # the same global batches in the same order, in one process
+        sampler = MergedOrder(len(data), world=2, seed=5)
+        train_loader = DataLoader(data, batch_size=GLOBAL_BATCH, sampler=sampler)
+        val_loader = DataLoader(data, batch_size=GLOBAL_BATCH)
+    StoppingLoss.stop_at = args.interrupt
+    for attempt in ("first", "resumed") if args.interrupt else ("first",):
+        torch.manual_seed(1 if attempt == "first" else 2)  # a resume starts from other weights
+        model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        try:
+            history = fit(
+                distributed.wrap(model),
+                train_loader,
+                val_loader,
+                optimizer=optimizer,
+                num_epochs=EPOCHS,
+                loss_fn=StoppingLoss(),
+                checkpoint_dir=args.out / "run",
+                resume=attempt == "resumed",
+                progress=False,
+            )
+        except Interrupted:
+            print(f"interrupted at the end of epoch {args.interrupt}")
+    rank = distributed.rank()
+    torch.save(model.state_dict(), args.out / f"weights-rank{rank}.pt")
+    history.to_csv(args.out / f"history-rank{rank}.csv", index=False)
+    if in_group:
+        torch.distributed.destroy_process_group()
+
+
+class MergedOrder(torch.utils.data.Sampler):
+    """The order in which `world` DistributedSamplers (shuffled, `seed`) hand out samples,
+    their batches merged into global batches; epoch 1 first, then 2, ... (as fit's set_epoch)."""
+
+    def __init__(self, n: int, world: int, seed: int) -> None:
+        self.n, self.world, self.seed, self.epoch = n, world, seed, 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        per_rank = [perm[r :: self.world] for r in range(self.world)]
+        size = GLOBAL_BATCH // self.world
+        self.epoch += 1
+        for start in range(0, len(per_rank[0]), size):
+            for r in range(self.world):
+                yield from per_rank[r][start : start + size]
+
+
+if __name__ == "__main__":
+    main()
