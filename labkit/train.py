@@ -591,7 +591,8 @@ def fit(
     Returns:
         DataFrame with columns `HISTORY_COLUMNS` (NaN where not measured), then one column per
         `val_metrics` entry; `attrs["best_epoch"]`
-        (None when `monitor` was never measured) and `attrs["monitor"]`.
+        (None when `monitor` was never measured), `attrs["monitor"]` and `attrs["run_dir"]`
+        (the checkpoint folder, None without one).
     """
     if runs_dir is not None and checkpoint_dir is not None:
         raise ValueError("pass checkpoint_dir= (one run's folder) or runs_dir=, not both")
@@ -681,7 +682,7 @@ def fit(
         _restore_best(model, best_state, folder)
     extra = [f"val_{name}" for name in setup.val_metrics]
     history = pd.DataFrame.from_records(records, columns=HISTORY_COLUMNS + extra)
-    history.attrs.update(best_epoch=best_epoch, monitor=monitor)
+    history.attrs.update(best_epoch=best_epoch, monitor=monitor, run_dir=folder)
     return history
 
 

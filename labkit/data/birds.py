@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from labkit.config import data_root, shown_path
 from labkit.data.cub import CUB_FOLDER, read_cub_index
 from labkit.data.cub_dataset import BirdTransform, CubDataset
 from labkit.data.lab_data import LabData
+from labkit.data.photo_folder import split_by_class
 from labkit.data.synthbirds import SynthBirdsSpec, write_synthetic_birds
 
 CUB_SOURCE = "CUB-200-2011"
@@ -130,3 +132,22 @@ def load_source_birds(
             f"images, {data.num_classes} classes (none shared with the lab's)"
         )
     return data
+
+
+def carve_validation(
+    train: CubDataset, fraction: float, seed: int = 0
+) -> tuple[CubDataset, CubDataset]:
+    """Split a training set into (train, validation): `fraction` of every class, drawn with
+    `seed`, for schedules and early stopping that never look at the test set.
+
+    The validation part is scored on centre crops (the training transform with `train=False`).
+    Raises ValueError for a fraction outside (0, 1) or a class with fewer than two images.
+    """
+    keep, held_out = split_by_class(train.labels, fraction, seed)
+    evaluation = replace(train.transform, train=False)
+    return (
+        CubDataset(train.index, train.rows[keep], train.transform, train.crop_to_box,
+                   train.with_geometry),
+        CubDataset(train.index, train.rows[held_out], evaluation, train.crop_to_box,
+                   train.with_geometry),
+    )  # fmt: skip

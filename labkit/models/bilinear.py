@@ -190,17 +190,22 @@ class _BackboneAndHead(nn.Module):
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()
         self.backbone, self.head = backbone, head
+        self.frozen = False  # stage 1: set_frozen(True)
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Stage 1 (True): the backbone's parameters stop requiring gradients, and `forward`
+        runs it in eval mode without autograd; stage 2 (False): everything trains."""
+        self.frozen = frozen
+        self.backbone.requires_grad_(not frozen)
 
     def head_input(self, maps: list[torch.Tensor]):
         """What the head reads of the backbone's three maps (default: the last)."""
         return maps[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.head(self.head_input(self.backbone(x)))
-
-    def forward_frozen(self, x: torch.Tensor) -> torch.Tensor:
-        """Stage 1: the backbone in eval mode and without autograd, the head trained."""
-        self.backbone.eval()
+        if not self.frozen:
+            return self.head(self.head_input(self.backbone(x)))
+        self.backbone.eval()  # batch-norm statistics stay as pretrained
         with torch.no_grad():
             maps = self.backbone(x)
         return self.head(self.head_input(maps))

@@ -152,7 +152,11 @@ def test_nets_and_frozen_forward() -> None:
     for net in nets:
         assert net(x).shape == (2, 5)
         net.train()
-        net.forward_frozen(x).sum().backward()
+        net.set_frozen(True)
+        net(x).sum().backward()
         assert all(p.grad is None for p in net.backbone.parameters())
         assert all(p.grad is not None for p in net.head.parameters())
         assert not net.backbone.training
+        net.set_frozen(False)
+        net(x).sum().backward()
+        assert all(p.grad is not None for p in net.backbone.parameters())

@@ -1,0 +1,271 @@
+"""Lab 04, bilinear pooling: its settings for each profile and its two-stage recipe.
+
+The HBP authors' recipe (handout 000): VGG-16 with ImageNet weights, 448 x 448 crops of images
+resized to a short side of 512. Stage 1 trains the new head with the backbone frozen (SGD,
+lr 1.0, effective batch 48 as 12 x 4 accumulated); stage 2 fine-tunes everything (lr 0.001,
+effective batch 16 as 8 x 2). `full` keeps that. Without ImageNet weights on disk the backbone
+is first pretrained by labkit on synthetic source-task species, disjoint from the lab's (cached
+in the lab's runs folder), so that stage 1 still trains a head on features learnt elsewhere.
+`cpu` and `smoke` use a narrow VGG with batch norm at 96 and 48 px.
+
+The plateau scheduler, early stopping and the choice of the best epoch all watch a validation
+split carved from the training set (`labkit.data.carve_validation`), never the test set.
+
+Used in: 04_bcnn_hbp, and `labkit bcnn-hbp` / `torchrun -m labkit.labs.bcnn_hbp` for instructors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from labkit import distributed
+from labkit.config import seed_everything, shown_path
+from labkit.data.birds import carve_validation
+from labkit.data.lab_data import LabData
+from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_source
+from labkit.labs.settings import choose, shown
+from labkit.models.backbones import (
+    TapBackbone,
+    find_imagenet_weights,
+    small_vgg_backbone,
+    vgg16_backbone,
+)
+from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
+from labkit.session import Lab, start_lab
+from labkit.train import evaluate, fit
+
+__all__ = [
+    "LAB",
+    "MODELS",
+    "PROFILES",
+    "Settings",
+    "Stage",
+    "build_model",
+    "new_backbone",
+    "pretrained_backbone",
+    "score_on_test",
+    "settings",
+    "start",
+    "train_stage",
+]
+
+LAB = "04_bcnn_hbp"
+TEACHES = "bilinear pooling: BCNN and HBP against global average pooling, in two stages"
+MODELS = ("gap", "bcnn", "hbp")
+BACKBONES = ("vgg16", "small_vgg")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: SGD with momentum, a plateau schedule and early stopping on the
+    validation accuracy. The effective batch is `batch_size * accum_steps`."""
+
+    num_epochs: int
+    batch_size: int  # images per micro-batch (what must fit in memory)
+    accum_steps: int  # micro-batches per optimizer step
+    lr: float
+    weight_decay: float
+    momentum: float = 0.9
+    plateau_patience: int = 3  # epochs without improvement before the rate drops 10x
+    patience: int | None = None  # epochs without improvement before stopping
+
+    @property
+    def effective_batch(self) -> int:
+        """Images per optimizer step."""
+        return self.batch_size * self.accum_steps
+
+
+@dataclass(frozen=True)
+class Settings(BirdsSettings):
+    """Every size and rate lab 04 uses."""
+
+    backbone: str = field(default="vgg16", metadata=shown("{} backbone"))  # one of BACKBONES
+    width: int = 32  # small_vgg: channels of its first block (then 2x, 4x, 8x)
+    hbp_d: int = field(default=8192, metadata=shown("HBP d {}"))  # projection channels
+    val_fraction: float = 0.1  # of each class's training images, for schedules and stopping
+    imagenet_weights: str | None = None  # VGG-16 weights file; None: torchvision's cache
+    pretrain: Stage = Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05,
+                            weight_decay=5e-4, patience=8)  # fmt: skip
+    stage1: Stage = Stage(num_epochs=40, batch_size=12, accum_steps=4, lr=1.0,
+                          weight_decay=1e-8, patience=8)  # fmt: skip
+    stage2: Stage = Stage(num_epochs=25, batch_size=8, accum_steps=2, lr=1e-3,
+                          weight_decay=1e-5, patience=6)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        """Check field types (see `LabSettings`) and the backbone's name."""
+        super().__post_init__()
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+
+
+PROFILES = {
+    "full": Settings(
+        profile="full", resize=512, crop=448,
+        synthetic=SYNTHETIC_BIRDS["full"], source=SOURCE_BIRDS["full"],
+    ),
+    "cpu": Settings(
+        profile="cpu", backbone="small_vgg", width=32, resize=112, crop=96, hbp_d=2048,
+        synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"],
+        pretrain=Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
+                       patience=6),
+        stage1=Stage(num_epochs=10, batch_size=32, accum_steps=1, lr=1.0, weight_decay=1e-8,
+                     patience=4),
+        stage2=Stage(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                     patience=4),
+    ),
+    "smoke": Settings(
+        profile="smoke", backbone="small_vgg", width=8, resize=56, crop=48, hbp_d=64,
+        synthetic=SYNTHETIC_BIRDS["smoke"], source=SOURCE_BIRDS["smoke"], val_fraction=0.2,
+        pretrain=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4),
+        stage1=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=1.0, weight_decay=1e-8),
+        stage2=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5),
+    ),
+}  # fmt: skip
+
+
+def settings(profile: str | None = None, **overrides: Any) -> Settings:
+    """Lab 04's settings for `profile` (default: chosen as `labkit.config.profile_name`), with
+    single fields overridden, e.g. `settings("cpu", hbp_d=1024)`."""
+    return choose(PROFILES, profile, overrides)
+
+
+def start(profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab:
+    """The first cell of lab 04: seed, choose settings and device, print one line each."""
+    return start_lab(LAB, TEACHES, settings(profile, **overrides), seed=seed)
+
+
+def new_backbone(settings: Settings) -> TapBackbone:
+    """A randomly initialised backbone of the settings' kind."""
+    if settings.backbone == "vgg16":
+        return vgg16_backbone()
+    w = settings.width
+    return small_vgg_backbone((w, 2 * w, 4 * w, 8 * w))
+
+
+def build_model(
+    kind: str, backbone: TapBackbone, settings: Settings, num_classes: int
+) -> nn.Module:
+    """ "gap", "bcnn" or "hbp" on `backbone` (used as it is, not copied).
+
+    Raises ValueError naming the known kinds for another one.
+    """
+    if kind == "gap":
+        return GAPNet(backbone, num_classes)
+    if kind == "bcnn":
+        return BilinearCNN(backbone, num_classes)
+    if kind == "hbp":
+        return HBP(backbone, settings.hbp_d, num_classes)
+    raise ValueError(f"unknown model {kind!r}; choose one of {MODELS}")
+
+
+def _loader(dataset: Dataset, batch_size: int, settings: Settings, shuffle: bool, seed: int):
+    """A DataLoader; under torchrun each process reads its share (DistributedSampler)."""
+    workers = {"num_workers": settings.num_workers, "persistent_workers": settings.num_workers > 0}
+    if distributed.active():
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **workers)
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, **workers
+    )
+
+
+def train_stage(
+    model: nn.Module,
+    stage: Stage,
+    train_set: Dataset,
+    val_set: Dataset,
+    settings: Settings,
+    *,
+    frozen: bool,
+    runs_dir: str | os.PathLike | None = None,
+    run_info: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str | None = None,
+) -> pd.DataFrame:
+    """One stage through `labkit.train.fit`: stage 1 with `frozen=True` trains the head only
+    (the backbone in eval mode, without autograd), stage 2 everything.
+
+    SGD with the stage's rate, momentum and weight decay; `ReduceLROnPlateau` (10x down) and
+    early stopping on `val_set`'s accuracy; the best validation epoch's weights are kept.
+    With `runs_dir`, the stage is checkpointed in a folder keyed by its settings: a finished
+    stage only loads. Under torchrun the model is wrapped in DistributedDataParallel.
+    """
+    model.set_frozen(frozen)
+    trained = model.head if frozen else model
+    optimizer = torch.optim.SGD(
+        [p for p in trained.parameters() if p.requires_grad],
+        lr=stage.lr,
+        momentum=stage.momentum,
+        weight_decay=stage.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=0.1, patience=stage.plateau_patience
+    )
+    return fit(
+        distributed.wrap(model),
+        _loader(train_set, stage.batch_size, settings, shuffle=True, seed=seed),
+        _loader(val_set, settings.eval_batch_size, settings, shuffle=False, seed=seed),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        num_epochs=stage.num_epochs,
+        accum_steps=stage.accum_steps,
+        patience=stage.patience,
+        monitor="val_acc",
+        restore_best=True,
+        runs_dir=runs_dir,
+        run_info={"seed": seed, "frozen": frozen, **(run_info or {})},
+        progress=progress,
+        desc=desc,
+    )
+
+
+def pretrained_backbone(
+    settings: Settings,
+    *,
+    device: torch.device | str = "cpu",
+    runs_dir: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[TapBackbone, str]:
+    """The backbone stage 1 starts from, and one line saying which it is and what it cost.
+
+    VGG-16 with ImageNet weights when they are on disk (`settings.imagenet_weights` or
+    torchvision's cache). Otherwise the settings' backbone pretrained from scratch, with a GAP
+    head, on the source-task species (`load_lab_source`), split into train and validation;
+    with `runs_dir` the pretraining runs once and later calls load it.
+    """
+    if settings.backbone == "vgg16":
+        weights = find_imagenet_weights(settings.imagenet_weights)
+        if weights is not None:
+            line = f"backbone: VGG-16 with ImageNet weights from {shown_path(weights)}"
+            return vgg16_backbone(str(weights)).to(device), line
+    source = load_lab_source(settings, root=root, verbose=False)
+    train, val = carve_validation(source.train, settings.val_fraction)
+    seed_everything(0)
+    net = GAPNet(new_backbone(settings), source.num_classes).to(device)
+    history = train_stage(net, settings.pretrain, train, val, settings, frozen=False,
+                          runs_dir=runs_dir, run_info={"source": settings.source.version},
+                          progress=progress, desc="source backbone")  # fmt: skip
+    line = (
+        f"backbone: {settings.backbone} pretrained by labkit on {source.num_classes} synthetic "
+        f"source species, none of them the lab's: {history['val_acc'].max():.1%} on their "
+        f"validation images after {history['seconds'].sum():.0f} s of training"
+    )
+    if settings.backbone == "vgg16":
+        line += " (no ImageNet weights in torchvision's cache: they would replace it)"
+    return net.backbone, line
+
+
+def score_on_test(model: nn.Module, data: LabData, settings: Settings) -> float:
+    """Top-1 accuracy of `model` on the test split (centre crops)."""
+    loader = DataLoader(data.test, batch_size=settings.eval_batch_size)
+    return float(evaluate(model, loader, topk=(1,))["top1"])

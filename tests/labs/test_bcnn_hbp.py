@@ -1,0 +1,71 @@
+"""Lab 04's module: settings per profile, models by name, the validation split, and the two
+stages through fit on the smoke profile's synthetic birds (pretraining runs once)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labkit.data.birds import carve_validation
+from labkit.labs import bcnn_hbp as l4
+from labkit.labs.birds import load_lab_birds
+
+
+def test_profiles_keep_the_authors_recipe_in_full() -> None:
+    full = l4.settings("full")
+    assert (full.backbone, full.resize, full.crop, full.hbp_d) == ("vgg16", 512, 448, 8192)
+    assert (full.stage1.batch_size, full.stage1.accum_steps, full.stage1.lr) == (12, 4, 1.0)
+    assert (full.stage2.effective_batch, full.stage2.lr) == (16, 1e-3)
+    assert l4.settings("cpu").backbone == "small_vgg"
+    with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
+        l4.settings("cpu", backbone="resnet")
+
+
+def test_models_by_name() -> None:
+    s = l4.settings("smoke")
+    for kind in l4.MODELS:
+        model = l4.build_model(kind, l4.new_backbone(s), s, num_classes=3)
+        assert type(model).__name__ in ("GAPNet", "BilinearCNN", "HBP")
+    with pytest.raises(ValueError, match="unknown model 'vgg'; choose one of"):
+        l4.build_model("vgg", l4.new_backbone(s), s, 3)
+
+
+def test_validation_is_carved_from_training_by_class(tmp_path: Path) -> None:
+    s = l4.settings("smoke")
+    data = load_lab_birds(s, root=tmp_path, verbose=False)
+    train, val = carve_validation(data.train, 0.34, seed=0)
+    assert len(train) + len(val) == len(data.train)
+    assert set(train.rows).isdisjoint(val.rows)
+    assert not set(val.rows) & set(data.test.rows)  # never the test set
+    assert sorted(np.unique(val.labels)) == list(range(data.num_classes))
+    assert train.transform.train and not val.transform.train
+
+
+def test_two_stages_run_and_a_second_call_loads(tmp_path: Path, capsys) -> None:
+    s = l4.settings("smoke")
+    runs = tmp_path / "runs"
+    backbone, line = l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path,
+                                            progress=False)  # fmt: skip
+    assert "pretrained by labkit on 4 synthetic source species" in line
+    data = load_lab_birds(s, root=tmp_path, verbose=False)
+    train, val = carve_validation(data.train, s.val_fraction)
+    model = l4.build_model("hbp", copy.deepcopy(backbone), s, data.num_classes)
+    frozen_before = [p.detach().clone() for p in model.backbone.parameters()]
+    h1 = l4.train_stage(model, s.stage1, train, val, s, frozen=True, runs_dir=runs / "one",
+                        progress=False)  # fmt: skip
+    assert all(
+        (a == b).all() for a, b in zip(frozen_before, model.backbone.parameters(), strict=True)
+    )  # stage 1 leaves the backbone as it was
+    h2 = l4.train_stage(model, s.stage2, train, val, s, frozen=False, runs_dir=runs / "two",
+                        run_info={"after": h1.attrs["run_dir"].name}, progress=False)  # fmt: skip
+    assert any(
+        not (a == b).all() for a, b in zip(frozen_before, model.backbone.parameters(), strict=True)
+    )  # stage 2 fine-tunes it
+    assert 0 <= l4.score_on_test(model, data, s) <= 1
+    capsys.readouterr()
+    l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path, progress=False)
+    assert "finished earlier" in capsys.readouterr().out  # pretraining runs once
+    assert len(h2) == s.stage2.num_epochs
