@@ -16,8 +16,10 @@ Used in: 04_bcnn_hbp, and `labkit bcnn-hbp` / `torchrun -m labkit.labs.bcnn_hbp`
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -269,3 +271,105 @@ def score_on_test(model: nn.Module, data: LabData, settings: Settings) -> float:
     """Top-1 accuracy of `model` on the test split (centre crops)."""
     loader = DataLoader(data.test, batch_size=settings.eval_batch_size)
     return float(evaluate(model, loader, topk=(1,))["top1"])
+
+
+def train_and_compare(
+    lab: Lab,
+    models: tuple[str, ...] = MODELS,
+    *,
+    root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The lab's whole recipe: the backbone (ImageNet weights, or pretrained once on the source
+    species), then for each model stage 1 (head only) and stage 2 (everything) on the birds
+    with a validation split carved from training; each stage checkpointed under the lab's runs
+    folder, so a second call only loads.
+
+    Returns one row per model: test accuracy after each stage, parameters, activations saved
+    for backward per image in stage 2 (`labkit.memory.step_memory` on 2 images), training
+    seconds. Prints the backbone's line; under torchrun every process trains its share and all
+    return the same table.
+    """
+    from labkit.labs.birds import load_lab_birds
+    from labkit.memory import step_memory
+    from labkit.models.summary import count_parameters
+
+    s: Settings = lab.settings  # type: ignore[assignment]
+    if distributed.is_main():  # written once, before the other processes read them
+        load_lab_birds(s, root=root, verbose=False)
+        load_lab_source(s, root=root, verbose=False)
+    distributed.barrier()
+    backbone, line = pretrained_backbone(
+        s, device=lab.device, runs_dir=lab.run_dir("source_backbone"), root=root,
+        progress=progress,
+    )  # fmt: skip
+    if distributed.is_main():
+        print(line)
+    data = load_lab_birds(s, root=root, verbose=distributed.is_main())
+    train, val = carve_validation(data.train, s.val_fraction)
+    rows = []
+    for kind in models:
+        seed_everything(lab.seed)
+        model = build_model(kind, copy.deepcopy(backbone), s, data.num_classes).to(lab.device)
+        first = train_stage(model, s.stage1, train, val, s, frozen=True,
+                            runs_dir=lab.run_dir(f"{kind}_stage1"),
+                            run_info={"backbone": line.split(":")[1][:60]},
+                            progress=progress, desc=f"{kind} stage 1")  # fmt: skip
+        after_first = score_on_test(model, data, s)
+        second = train_stage(model, s.stage2, train, val, s, frozen=False,
+                             runs_dir=lab.run_dir(f"{kind}_stage2"),
+                             run_info={"after": first.attrs["run_dir"].name},
+                             progress=progress, desc=f"{kind} stage 2")  # fmt: skip
+        images = torch.stack([data.train[i][0] for i in range(2)]).to(lab.device)
+        labels = torch.tensor([data.train[i][1] for i in range(2)], device=lab.device)
+        memory = step_memory(model, images, labels)
+        rows.append({
+            "model": kind,
+            "test acc after stage 1": after_first,
+            "test acc": score_on_test(model, data, s),
+            "parameters": count_parameters(model),
+            "activations per image (MiB)": memory["activations"] / 2 / 2**20,
+            "training (s)": float(first["seconds"].sum() + second["seconds"].sum()),
+        })  # fmt: skip
+    return pd.DataFrame(rows).set_index("model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Instructors: the lab's recipe from the command line, on one process or under torchrun
+    (`torchrun --nproc_per_node=K -m labkit.labs.bcnn_hbp --profile full`): DDP with a
+    distributed sampler, rank 0 alone printing and writing checkpoints; an interrupted run
+    resumes where its checkpoints stop. Prints the table and writes it as CSV."""
+    import argparse
+    import contextlib
+    import io
+
+    parser = argparse.ArgumentParser(prog="labkit.labs.bcnn_hbp", description=main.__doc__)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="default: <runs>/04_bcnn_hbp/<profile>/table.csv"
+    )
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    distributed.init_from_env()
+    quiet = (
+        contextlib.nullcontext()
+        if distributed.is_main()
+        else contextlib.redirect_stdout(io.StringIO())
+    )
+    with quiet:
+        lab = start(args.profile)
+        table = train_and_compare(lab, tuple(args.models), progress=not args.no_progress)
+    if distributed.is_main():
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+        out = args.csv or lab.run_dir("") / "table.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out)
+        print(f"table: {shown_path(out)}")
+    if distributed.active():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

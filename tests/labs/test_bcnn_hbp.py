@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from labkit.data.birds import carve_validation
@@ -69,3 +70,21 @@ def test_two_stages_run_and_a_second_call_loads(tmp_path: Path, capsys) -> None:
     l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path, progress=False)
     assert "finished earlier" in capsys.readouterr().out  # pretraining runs once
     assert len(h2) == s.stage2.num_epochs
+
+
+def test_command_line_recipe_prints_and_writes_the_table(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("LABKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = tmp_path / "table.csv"
+    assert l4.main(["--profile", "smoke", "--models", "gap", "hbp", "--csv", str(out),
+                    "--no-progress"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "backbone: small_vgg pretrained by labkit" in printed and "table:" in printed
+    table = pd.read_csv(out, index_col="model")
+    assert list(table.index) == ["gap", "hbp"]
+    assert {"test acc", "test acc after stage 1", "parameters"} <= set(table.columns)
+    assert (table["parameters"] > 0).all()
+    assert table.loc["hbp", "activations per image (MiB)"] > 0
