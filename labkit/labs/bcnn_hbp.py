@@ -64,10 +64,18 @@ MODELS = ("gap", "bcnn", "hbp")
 BACKBONES = ("vgg16", "small_vgg")
 
 
+SCHEDULES = ("plateau", "cosine")
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One training stage: SGD with momentum, a plateau schedule and early stopping on the
-    validation accuracy. The effective batch is `batch_size * accum_steps`."""
+    """One training stage: SGD with momentum and a schedule, early stopping on the validation
+    accuracy. The effective batch is `batch_size * accum_steps`.
+
+    Schedules: "plateau" divides the rate by 10 after `plateau_patience` epochs without a
+    better validation accuracy (the HBP authors' stages); "cosine" decays it to zero over
+    `num_epochs` (labkit's pretraining on the source species, a fixed budget).
+    """
 
     num_epochs: int
     batch_size: int  # images per micro-batch (what must fit in memory)
@@ -77,6 +85,12 @@ class Stage:
     momentum: float = 0.9
     plateau_patience: int = 3  # epochs without improvement before the rate drops 10x
     patience: int | None = None  # epochs without improvement before stopping
+    schedule: str = "plateau"  # one of SCHEDULES
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
 
     @property
     def effective_batch(self) -> int:
@@ -94,7 +108,8 @@ class Settings(BirdsSettings):
     val_fraction: float = 0.1  # of each class's training images, for schedules and stopping
     imagenet_weights: str | None = None  # VGG-16 weights file; None: torchvision's cache
     pretrain: Stage = Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05,
-                            weight_decay=5e-4, patience=8)  # fmt: skip
+                            weight_decay=5e-4, schedule="cosine",
+                            label_smoothing=0.1)  # fmt: skip
     stage1: Stage = Stage(num_epochs=40, batch_size=12, accum_steps=4, lr=1.0,
                           weight_decay=1e-8, patience=8)  # fmt: skip
     stage2: Stage = Stage(num_epochs=25, batch_size=8, accum_steps=2, lr=1e-3,
@@ -115,8 +130,8 @@ PROFILES = {
     "cpu": Settings(
         profile="cpu", backbone="small_vgg", width=32, resize=112, crop=96, hbp_d=2048,
         synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"],
-        pretrain=Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
-                       patience=6),
+        pretrain=Stage(num_epochs=24, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
+                       schedule="cosine", label_smoothing=0.1),
         stage1=Stage(num_epochs=10, batch_size=32, accum_steps=1, lr=1.0, weight_decay=1e-8,
                      patience=4),
         stage2=Stage(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
@@ -125,7 +140,8 @@ PROFILES = {
     "smoke": Settings(
         profile="smoke", backbone="small_vgg", width=8, resize=56, crop=48, hbp_d=64,
         synthetic=SYNTHETIC_BIRDS["smoke"], source=SOURCE_BIRDS["smoke"], val_fraction=0.2,
-        pretrain=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4),
+        pretrain=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4,
+                       schedule="cosine"),
         stage1=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=1.0, weight_decay=1e-8),
         stage2=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5),
     ),
@@ -196,8 +212,8 @@ def train_stage(
     """One stage through `labkit.train.fit`: stage 1 with `frozen=True` trains the head only
     (the backbone in eval mode, without autograd), stage 2 everything.
 
-    SGD with the stage's rate, momentum and weight decay; `ReduceLROnPlateau` (10x down) and
-    early stopping on `val_set`'s accuracy; the best validation epoch's weights are kept.
+    SGD with the stage's rate, momentum and weight decay, its schedule (`Stage`), early
+    stopping on `val_set`'s accuracy; the best validation epoch's weights are kept.
     With `runs_dir`, the stage is checkpointed in a folder keyed by its settings: a finished
     stage only loads. Under torchrun the model is wrapped in DistributedDataParallel.
     """
@@ -209,9 +225,12 @@ def train_stage(
         momentum=stage.momentum,
         weight_decay=stage.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=0.1, patience=stage.plateau_patience
-    )
+    if stage.schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=0.1, patience=stage.plateau_patience
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.num_epochs)
     return fit(
         distributed.wrap(model),
         _loader(train_set, stage.batch_size, settings, shuffle=True, seed=seed),
@@ -220,6 +239,7 @@ def train_stage(
         scheduler=scheduler,
         num_epochs=stage.num_epochs,
         accum_steps=stage.accum_steps,
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing),
         patience=stage.patience,
         monitor="val_acc",
         restore_best=True,
