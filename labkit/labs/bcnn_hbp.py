@@ -128,9 +128,9 @@ PROFILES = {
         synthetic=SYNTHETIC_BIRDS["full"], source=SOURCE_BIRDS["full"],
     ),
     "cpu": Settings(
-        profile="cpu", backbone="small_vgg", width=32, resize=112, crop=96, hbp_d=2048,
+        profile="cpu", backbone="small_vgg", width=24, resize=112, crop=96, hbp_d=2048,
         synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"],
-        pretrain=Stage(num_epochs=24, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
+        pretrain=Stage(num_epochs=20, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
                        schedule="cosine", label_smoothing=0.1),
         stage1=Stage(num_epochs=10, batch_size=32, accum_steps=1, lr=1.0, weight_decay=1e-8,
                      patience=4),
