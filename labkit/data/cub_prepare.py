@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from labkit.data.cub import CUB_FOLDER, LIST_FILES, check_cub, read_cub_index
 from labkit.data.cub_dataset import open_rgb
-from labkit.data.layout import MARKER, is_complete, read_marker
+from labkit.data.layout import write_once
 
 
 def unpack_cub(archive: Path, out: Path) -> Path:
@@ -101,15 +101,8 @@ def write_resized_copy(
     index = read_cub_index(root)
     out = Path(out) if out is not None else Path(root).parent / f"{CUB_FOLDER}-short{short_side}"
     version = f"labkit resized copy of {Path(root).resolve()}: short side <= {short_side}"
-    if is_complete(out, version):
-        return out
-    if out.exists() and any(out.iterdir()) and read_marker(out) is None:
-        raise FileExistsError(
-            f"{out} exists and was not written by labkit; delete it or pass another folder"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+
+    def write(folder: Path) -> None:
         scales = []
         rows: Iterable[int] = range(len(index))
         if progress:
@@ -120,24 +113,23 @@ def write_resized_copy(
             if scale < 1.0:
                 size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
                 image = image.resize(size, Image.Resampling.LANCZOS)
-            target = tmp / "images" / str(index.files[row])
+            target = folder / "images" / str(index.files[row])
             target.parent.mkdir(parents=True, exist_ok=True)
             image.save(target, format="JPEG", quality=95)
             scales.append(factor * scale)
         for name in LIST_FILES:
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
             if name not in ("bounding_boxes.txt", "parts/part_locs.txt"):
-                shutil.copyfile(Path(root) / name, tmp / name)
+                shutil.copyfile(Path(root) / name, folder / name)
         scale_of = dict(zip(index.image_ids.tolist(), scales, strict=True))
-        _scale_list(Path(root) / "bounding_boxes.txt", tmp / "bounding_boxes.txt", scale_of, 1, 5)
-        _scale_list(Path(root) / "parts/part_locs.txt", tmp / "parts/part_locs.txt", scale_of, 2, 4)
-        (tmp / MARKER).write_text(version + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        _scale_list(
+            Path(root) / "bounding_boxes.txt", folder / "bounding_boxes.txt", scale_of, 1, 5
+        )
+        _scale_list(
+            Path(root) / "parts/part_locs.txt", folder / "parts/part_locs.txt", scale_of, 2, 4
+        )
+
+    return write_once(out, version, write, remedy="delete it or pass another folder")
 
 
 def _scale_list(

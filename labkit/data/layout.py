@@ -10,7 +10,7 @@ import csv
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,41 @@ def is_complete(root: Path, version: str) -> bool:
     return read_marker(root) == version
 
 
+def write_once(
+    root: Path,
+    version: str,
+    write: Callable[[Path], None],
+    overwrite: bool = False,
+    remedy: str = "delete it or choose another folder",
+) -> Path:
+    """Fill the folder `root` once with `write(folder)`, unless it already holds `version`.
+
+    `write` fills a hidden sibling folder; the marker holding `version` is written last and the
+    folder renamed into place, so an interrupted write never looks finished, and an older
+    labkit write (another version) or an empty folder is replaced. Returns `root`.
+
+    Raises FileExistsError, naming `root` and `remedy`, when `root` holds files that labkit did
+    not write (no marker), unless `overwrite`.
+    """
+    root = Path(root)
+    if is_complete(root, version):
+        return root
+    if root.exists() and any(root.iterdir()) and read_marker(root) is None and not overwrite:
+        raise FileExistsError(
+            f"{root} exists and was not written by labkit (no {MARKER}); {remedy}"
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        write(tmp)
+        (tmp / MARKER).write_text(version + "\n", encoding="utf-8")  # last: marks completion
+        _move_into_place(tmp, root, version)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return root
+
+
 def write_split_layout(
     root: Path,
     splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -49,25 +84,13 @@ def write_split_layout(
     Returns:
         `root`.
     """
-    root = Path(root)
-    if is_complete(root, version):
-        return root
-    if root.exists() and any(root.iterdir()) and read_marker(root) is None and not overwrite:
-        raise FileExistsError(
-            f"{root} exists and was not written by labkit (no {MARKER}); "
-            "delete it, choose another output folder, or pass overwrite=True (--overwrite)"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
+
+    def write(folder: Path) -> None:
         for split, (images, labels) in splits.items():
-            _write_split(tmp, split, images, labels)
-        (tmp / MARKER).write_text(version + "\n", encoding="utf-8")  # last: marks completion
-        _move_into_place(tmp, root, version)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return root
+            _write_split(folder, split, images, labels)
+
+    remedy = "delete it, choose another output folder, or pass overwrite=True (--overwrite)"
+    return write_once(root, version, write, overwrite, remedy)
 
 
 def _write_split(root: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from labkit.data.layout import MARKER, is_complete, read_marker
+from labkit.data.layout import write_once
 
 GENERATOR_VERSION = 2  # bump when the drawing changes: written sets are then redrawn
 CUB_PARTS = (
@@ -292,26 +290,7 @@ def write_synthetic_birds(root: Path, spec: SynthBirdsSpec) -> Path:
 
     Raises FileExistsError when `root` holds something else that labkit did not write.
     """
-    root = Path(root)
-    if is_complete(root, spec.version):
-        return root
-    if root.exists() and any(root.iterdir()) and read_marker(root) is None:
-        raise FileExistsError(
-            f"{root} exists and was not written by labkit (no {MARKER}); delete it or choose "
-            "another folder"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
-        _write_layout(tmp, spec)
-        (tmp / MARKER).write_text(spec.version + "\n", encoding="utf-8")  # last
-        if root.exists():
-            shutil.rmtree(root)  # an older labkit write, or an empty folder
-        tmp.rename(root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return root
+    return write_once(Path(root), spec.version, lambda folder: _write_layout(folder, spec))
 
 
 def _write_layout(root: Path, spec: SynthBirdsSpec) -> None:
