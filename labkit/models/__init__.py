@@ -1,5 +1,10 @@
-"""Models by family; every public builder is registered, so `get_model(name)` builds any."""
+"""Models by family; every classifier builder is registered, so `get_model(name)` builds any.
 
+Backbones (`backbones`) and the bilinear heads and nets (`bilinear`) take a backbone or
+feature maps, not images alone, and are not registered."""
+
+from labkit.models.backbones import TapBackbone, small_vgg_backbone, vgg16_backbone
+from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
 from labkit.models.densenet import DenseNet, densenet39, densenet_bc, densenet_channels
 from labkit.models.registry import get_model, list_models, register_model
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
@@ -7,6 +12,12 @@ from labkit.models.resnext import ResNeXt, resnext, resnext29_16x8d
 from labkit.models.summary import count_layers, count_parameters
 
 __all__ = [
+    "HBP",
+    "BilinearCNN",
+    "GAPNet",
+    "TapBackbone",
+    "small_vgg_backbone",
+    "vgg16_backbone",
     "DenseNet",
     "ResNeXt",
     "ResNetEmbedding",

@@ -19,8 +19,6 @@ from torch import nn
 from torchvision.models import VGG16_Weights, vgg16
 from torchvision.models.vgg import make_layers
 
-from labkit.models.registry import register_model
-
 VGG16_TAPS = (25, 27, 29)  # relu5_1, relu5_2, relu5_3 in torchvision's vgg16().features
 
 
@@ -61,7 +59,6 @@ def find_imagenet_weights(path: str | os.PathLike | None = None) -> Path | None:
     return cached if cached.is_file() else None
 
 
-@register_model()
 def vgg16_backbone(weights: str | None = None) -> TapBackbone:
     """VGG-16 up to relu5_3, taps relu5_1/5_2/5_3 (512 channels each, stride 16).
 
@@ -83,7 +80,6 @@ def vgg16_backbone(weights: str | None = None) -> TapBackbone:
     return TapBackbone(model.features, VGG16_TAPS, (512, 512, 512))
 
 
-@register_model()
 def small_vgg_backbone(widths: tuple[int, ...] = (32, 64, 128, 256)) -> TapBackbone:
     """A narrow VGG with batch norm: one conv per width, max-pool after each but the last,
     then two more convs at the last width, so the last block holds three conv-BN-ReLU layers
