@@ -38,11 +38,15 @@ def bilinear_pool(x: torch.Tensor) -> torch.Tensor:
     """BCNN pooling of feature maps: the outer product of each location's feature vector with
     itself, averaged over locations. (N, C, H, W) -> (N, C * C), flattened row-major.
 
-    Equals `(X @ X^T) / (H * W)` for X the (C, H*W) matrix of one sample.
+    Equals `(X @ X^T) / (H * W)` for X the (C, H*W) matrix of one sample. Computed in float32
+    (float64 stays float64) also under autocast.
     """
     n, c, h, w = x.shape
-    flat = x.reshape(n, c, h * w)
-    return (torch.bmm(flat, flat.transpose(1, 2)) / (h * w)).reshape(n, c * c)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # a sum over every location of products overflows float16
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        flat = x.reshape(n, c, h * w)
+        return (torch.bmm(flat, flat.transpose(1, 2)) / (h * w)).reshape(n, c * c)
 
 
 class _HBPInteractions(torch.autograd.Function):
@@ -116,6 +120,8 @@ def hbp_interactions(
         maps: three feature maps (N, C_k, H, W) of the same N, H, W (relu5_1, relu5_2, relu5_3).
         weights: three 1x1 projection weights (d, C_k); biases: three (d,).
         chunk: output channels computed at once (memory against speed).
+    Computed in float32 (or float64) also under autocast: float16 and bfloat16 inputs are cast
+    up first, and the result is float32.
     Raises ValueError for maps of different sizes or weights that do not match them.
     """
     if len({(m.shape[0], *m.shape[2:]) for m in maps}) != 1:
@@ -127,7 +133,12 @@ def hbp_interactions(
         for m, w, b in zip(maps, weights, biases, strict=True)
     ):
         raise ValueError("each HBP projection needs a weight (d, C_k) for its map and a bias (d,)")
-    return _HBPInteractions.apply(chunk, *maps, *weights, *biases)
+    # float32 whatever autocast chose for the backbone: sums of d-channel products over every
+    # location overflow float16; the maps' copies are small (C channels)
+    with torch.autocast(device_type=maps[0].device.type, enabled=False):
+        half = (torch.float16, torch.bfloat16)
+        tensors = [t.float() if t.dtype in half else t for t in (*maps, *weights, *biases)]
+        return _HBPInteractions.apply(chunk, *tensors)
 
 
 class BilinearHead(nn.Module):

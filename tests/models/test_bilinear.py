@@ -160,3 +160,27 @@ def test_nets_and_frozen_forward() -> None:
         net.set_frozen(False)
         net(x).sum().backward()
         assert all(p.grad is not None for p in net.backbone.parameters())
+
+
+def test_hbp_runs_in_float32_under_autocast() -> None:
+    torch.manual_seed(0)
+    head = HBPHead((3, 4, 5), d=16, num_classes=4)
+    maps = [m.float() for m in _maps()]
+    expected = head.interactions(maps)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        low = [m.to(torch.bfloat16).requires_grad_() for m in maps]
+        got = head.interactions(low)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, head.interactions([m.float() for m in low]))
+    torch.testing.assert_close(got, expected, rtol=2e-2, atol=1e-2)  # inputs rounded to bf16
+    got.sum().backward()
+    assert all(m.grad is not None and m.grad.dtype == torch.bfloat16 for m in low)
+
+
+def test_bilinear_pool_runs_in_float32_under_autocast() -> None:
+    (x,) = _maps(channels=(4,))
+    big = (x.float() * 300).to(torch.float16)  # products summed over locations pass 65504
+    with torch.autocast(device_type="cpu", dtype=torch.float16):
+        pooled = bilinear_pool(big)
+    assert pooled.dtype == torch.float32 and torch.isfinite(pooled).all()
+    torch.testing.assert_close(pooled, bilinear_pool(big.float()))
