@@ -25,9 +25,13 @@ from labkit.data.cub_prepare import cub_problems, unpack_cub, write_resized_copy
 
 def main(argv: list[str] | None = None) -> int:
     """Unpack if needed, check, report, and write the resized copy; 1 on any problem."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source", type=Path, help="CUB_200_2011 folder or CUB_200_2011.tgz")
-    parser.add_argument("--out", type=Path, default=None, help="data folder (default: data/)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="data folder (default: $LABKIT_DATA, else data/)"
+    )
     parser.add_argument("--decode", action="store_true", help="decode every image as a check")
     parser.add_argument("--short-side", type=int, default=None, help="write a resized copy")
     args = parser.parse_args(argv)

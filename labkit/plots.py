@@ -441,6 +441,7 @@ def plot_bird_grid(
         axes[r][0].set_title(name, fontsize=8, loc="left")  # spans the row
     if title:
         fig.suptitle(title)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.97,
-                        wspace=0.04, hspace=0.22)  # fmt: skip
+    height = fig.get_figheight()  # inches: room for the title and the first row's name
+    top = 1 - (0.6 if title else 0.25) / height
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.04, hspace=0.22)
     return fig

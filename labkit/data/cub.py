@@ -37,7 +37,7 @@ LIST_FILES = (
 )
 GET_CUB = (
     "get CUB_200_2011.tgz as the README's 'CUB-200-2011' section says, then check or unpack it "
-    "with `python data_prep/prepare_cub.py <folder or .tgz>`"
+    "with `python data_prep/prepare_cub.py <folder or .tgz> --decode`"
 )
 SHOWN_PROBLEMS = 8  # problems quoted in an exception; check_cub returns them all
 

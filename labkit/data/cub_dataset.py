@@ -47,7 +47,10 @@ class BirdTransform:
 
 
 def open_rgb(
-    path, short_side: int | None = None, region: tuple[float, float] | None = None
+    path,
+    short_side: int | None = None,
+    region: tuple[float, float] | None = None,
+    remedy: str = GET_CUB,
 ) -> tuple[Image.Image, float]:
     """A file as an 8-bit RGB PIL image, and the scale from the file's pixels to the returned ones.
 
@@ -56,7 +59,8 @@ def open_rgb(
     the smallest DCT scale (1/2, 1/4, 1/8) that keeps the short side of `region` (width, height
     in the file's pixels; default the whole image) at least `short_side` pixels.
 
-    Raises ValueError naming the file for a missing, truncated or undecodable image.
+    Raises ValueError naming the file and `remedy` (default: how to get and check
+    CUB-200-2011) for a missing, truncated or undecodable image.
     """
     try:
         with Image.open(path) as image:
@@ -68,9 +72,9 @@ def open_rgb(
             factor = image.size[0] / width
             rgb = Image.fromarray(to_rgb8(image))
     except UnconvertibleImageError as err:
-        raise ValueError(f"cannot convert image {path}: {err}; {GET_CUB}") from None
+        raise ValueError(f"cannot convert image {path}: {err}; {remedy}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"cannot decode image {path}: {err}; {GET_CUB}") from err
+        raise ValueError(f"cannot decode image {path}: {err}; {remedy}") from err
     return rgb, factor
 
 

@@ -4,6 +4,7 @@ torchvision's ImageFolder and split into train and test by class, with a seed.""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,12 @@ from labkit.data.lab_data import LabData
 PHOTO_SOURCE = "photo folder"
 
 
+REPLACE_PHOTO = "replace or delete this file (the folder's other images are unaffected)"
+
+
 def _load_rgb(path: str) -> Image.Image:
     """ImageFolder's loader: every mode as RGB, errors naming the file (`open_rgb`)."""
-    return open_rgb(path)[0]
+    return open_rgb(path, remedy=REPLACE_PHOTO)[0]
 
 
 def photo_transform(resize: int, crop: int, train: bool) -> v2.Compose:
@@ -36,12 +40,16 @@ def photo_transform(resize: int, crop: int, train: bool) -> v2.Compose:
 
 
 def split_by_class(
-    labels: np.ndarray, test_fraction: float, seed: int
+    labels: np.ndarray,
+    test_fraction: float,
+    seed: int,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, test) positions: `test_fraction` of every class (at least one image, and
     at least one left for training) drawn with `seed`.
 
-    Raises ValueError for a fraction outside (0, 1) or a class with fewer than two images.
+    Raises ValueError for a fraction outside (0, 1) or a class with fewer than two images
+    (named by `class_names[label]` when given, e.g. its folder).
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie between 0 and 1, got {test_fraction}")
@@ -50,7 +58,11 @@ def split_by_class(
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         if len(members) < 2:
-            raise ValueError(f"class {c} has {len(members)} image: a split needs at least two")
+            name = class_names[c] if class_names is not None else f"class {c}"
+            raise ValueError(
+                f"{name} has {len(members)} image: a split needs at least two per class; add "
+                "images or remove the class"
+            )
         count = min(len(members) - 1, max(1, round(test_fraction * len(members))))
         test.append(rng.choice(members, size=count, replace=False))
     test_idx = np.sort(np.concatenate(test))
@@ -84,7 +96,8 @@ def load_photo_folder(
     train_set = ImageFolder(path, photo_transform(resize, crop, True), loader=_load_rgb)
     test_set = ImageFolder(path, photo_transform(resize, crop, False), loader=_load_rgb)
     labels = np.asarray(train_set.targets)
-    train_idx, test_idx = split_by_class(labels, test_fraction, seed)
+    folders = [str(path / name) for name in train_set.classes]
+    train_idx, test_idx = split_by_class(labels, test_fraction, seed, folders)
     data = LabData(
         Subset(train_set, train_idx.tolist()),
         Subset(test_set, test_idx.tolist()),

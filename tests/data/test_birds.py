@@ -101,10 +101,24 @@ def test_photo_folder_split_by_class(tmp_path: Path, capsys) -> None:
 
 
 def test_split_by_class_errors() -> None:
-    with pytest.raises(ValueError, match="class 1 has 1 image"):
+    with pytest.raises(ValueError, match="class 1 has 1 image: a split needs at least two"):
         split_by_class(np.array([0, 0, 1]), 0.5, seed=0)
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_by_class(np.array([0, 0]), 1.0, seed=0)
+
+
+def test_photo_folder_names_the_folder_of_a_lone_image_and_of_a_broken_file(tmp_path: Path) -> None:
+    folder = _photos(tmp_path / "flowers", {"daisy": 3, "tulips": 1})
+    with pytest.raises(ValueError, match=r"flowers/tulips has 1 image"):
+        load_photo_folder(folder, resize=36, crop=32, verbose=False)
+    (folder / "roses").mkdir()
+    for i in range(2):
+        (folder / "roses" / f"{i}.jpg").write_bytes(b"not a photo")
+    (folder / "tulips" / "1.jpg").write_bytes((folder / "tulips" / "0.jpg").read_bytes())
+    data = load_photo_folder(folder, resize=36, crop=32, verbose=False)
+    broken = [i for i, (_, label) in enumerate(data.train.dataset.samples) if label == 1]
+    with pytest.raises(ValueError, match=r"roses/.\.jpg.*replace or delete this file"):
+        data.train.dataset[broken[0]]
 
 
 def test_photo_folder_missing(tmp_path: Path) -> None:
