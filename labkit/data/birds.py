@@ -49,14 +49,19 @@ def synthetic_birds_folder(base: Path, spec: SynthBirdsSpec) -> Path:
     return base / "builtin" / spec.folder_name
 
 
-def _splits(
-    root: Path, train: BirdTransform, test: BirdTransform, crop_to_box: bool, geometry: bool
-) -> tuple[CubDataset, CubDataset, tuple[str, ...]]:
-    index = read_cub_index(root)
-    return (
-        CubDataset(index, "train", train, crop_to_box, geometry),
-        CubDataset(index, "test", test, crop_to_box, geometry),
+def _lab_data(
+    folder: Path, source: str, resize: int, crop: int, crop_to_box: bool, geometry: bool
+) -> LabData:
+    """The official train and test splits of a CUB-layout folder (random crops and flips for
+    training, centre crops for testing)."""
+    index = read_cub_index(folder)
+    train_t, test_t = BirdTransform(resize, crop, train=True), BirdTransform(resize, crop, False)
+    return LabData(
+        CubDataset(index, "train", train_t, crop_to_box, geometry),
+        CubDataset(index, "test", test_t, crop_to_box, geometry),
         index.class_names,
+        source,
+        folder,
     )
 
 
@@ -85,7 +90,6 @@ def load_birds(
     """
     base = data_root(root)
     cub = find_cub(base, resize)
-    train_t, test_t = BirdTransform(resize, crop, train=True), BirdTransform(resize, crop, False)
     if cub is not None:
         folder, source = cub, CUB_SOURCE
         detail = f"at {shown_path(cub)}"
@@ -93,11 +97,10 @@ def load_birds(
         folder = write_synthetic_birds(synthetic_birds_folder(base, synthetic), synthetic)
         source = SYNTHETIC_SOURCE
         detail = f"(no {CUB_FOLDER} at {shown_path(base / CUB_FOLDER)}: {PUT_CUB_THERE})"
-    train, test, class_names = _splits(folder, train_t, test_t, crop_to_box, with_geometry)
-    data = LabData(train, test, class_names, source, folder)
+    data = _lab_data(folder, source, resize, crop, crop_to_box, with_geometry)
     if verbose:
         print(
-            f"data: {source} {detail} - train {len(train)}, test {len(test)} images, "
+            f"data: {source} {detail} - train {len(data.train)}, test {len(data.test)} images, "
             f"{data.num_classes} classes, resized to {resize}px, {crop}px crops"
             + (", cropped to the box" if crop_to_box else "")
         )
@@ -123,13 +126,11 @@ def load_source_birds(
         )
     base = data_root(root)
     folder = write_synthetic_birds(synthetic_birds_folder(base, synthetic), synthetic)
-    train_t, test_t = BirdTransform(resize, crop, train=True), BirdTransform(resize, crop, False)
-    train, test, class_names = _splits(folder, train_t, test_t, False, False)
-    data = LabData(train, test, class_names, SOURCE_TASK, folder)
+    data = _lab_data(folder, SOURCE_TASK, resize, crop, False, False)
     if verbose:
         print(
-            f"data: {SOURCE_TASK} at {shown_path(folder)} - train {len(train)}, test {len(test)} "
-            f"images, {data.num_classes} classes (none shared with the lab's)"
+            f"data: {SOURCE_TASK} at {shown_path(folder)} - train {len(data.train)}, test "
+            f"{len(data.test)} images, {data.num_classes} classes (none shared with the lab's)"
         )
     return data
 
