@@ -306,9 +306,9 @@ def train_and_compare(
     folder, so a second call only loads.
 
     Returns one row per model: test accuracy after each stage, parameters, activations saved
-    for backward per image in stage 2 (`labkit.memory.step_memory` on 2 images), training
-    seconds. Prints the backbone's line; under torchrun every process trains its share and all
-    return the same table.
+    for backward per image in stage 2 (`labkit.memory.step_memory` on 2 images), the step's
+    peak CUDA memory (NaN on a CPU), training seconds. Prints the backbone's line; under
+    torchrun every process trains its share and all return the same table.
     """
     from labkit.labs.birds import load_lab_birds
     from labkit.memory import step_memory
@@ -352,6 +352,7 @@ def train_and_compare(
             "test acc": score_on_test(model, data, s),
             "parameters": count_parameters(model),
             "activations per image (MiB)": memory["activations"] / 2 / 2**20,
+            "peak CUDA memory, 2 images (MiB)": (memory["peak_cuda"] or float("nan")) / 2**20,
             "training (s)": float(first["seconds"].sum() + second["seconds"].sum()),
         })  # fmt: skip
     return pd.DataFrame(rows).set_index("model")

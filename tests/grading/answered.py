@@ -1,12 +1,16 @@
-"""The solutions' own answers put back in the released notebook: a submission with full marks."""
+"""Submissions made from a lab's solutions: the model answers put back in the released notebook
+(full marks), crafted changes to one answer, and one call grading them in the smoke profile."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import nbformat
 
-from labkit.grading.protocol import BEGIN_SOLUTION, END_SOLUTION, nbgrader_meta
+from labkit.grading.grade import grade_folder
+from labkit.grading.gradebook import GradingRun
+from labkit.grading.protocol import BEGIN_SOLUTION, END_SOLUTION, marker, nbgrader_meta
 from labkit.grading.release import release_text
 
 
@@ -25,3 +29,31 @@ def answered_notebook(solutions: Path | str) -> nbformat.NotebookNode:
                 line for line in lines if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION)
             )
     return released
+
+
+def with_lines(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.NotebookNode:
+    """A copy of `nb` whose answer `grade_id` ends with `code` (which then wins)."""
+    nb = copy.deepcopy(nb)
+    cell = next(c for c in nb.cells if marker(c) == ("answer", grade_id))
+    cell.source = f"{cell.source}\n{code}"
+    return nb
+
+
+def grade_in_smoke(
+    solutions: Path, submissions: dict[str, nbformat.NotebookNode], root: Path, total_timeout: int
+) -> GradingRun:
+    """Write `submissions` (student name -> notebook) under `root` and grade them against
+    `solutions` in the smoke profile, two at a time."""
+    (root / "submissions").mkdir()
+    for name, nb in submissions.items():
+        nbformat.write(nb, root / "submissions" / f"{name}.ipynb")
+    return grade_folder(
+        solutions,
+        root / "submissions",
+        root / "out",
+        workers=2,
+        cell_timeout=90.0,
+        total_timeout=total_timeout,
+        memory_limit=4.0,
+        profile="smoke",
+    )

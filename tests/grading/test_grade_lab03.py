@@ -6,29 +6,16 @@ Each submission runs the whole lab in the smoke profile (three short trainings),
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
-import nbformat
 import pytest
-from answered import answered_notebook
-
-from labkit.grading.grade import grade_folder
-from labkit.grading.protocol import marker
+from answered import answered_notebook, grade_in_smoke, with_lines
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb"
 LOSS, Q3, Q4, Q5, BONUS = "q3_triplet_loss", "q3_chosen", "q4_centres", "q5_nearest", "bonus_miner"
 FULL = {LOSS: 2.0, Q3: 2.0, Q4: 3.0, Q5: 3.0, BONUS: 2.0}
 
 pytestmark = pytest.mark.notebook
-
-
-def _with_lines(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.NotebookNode:
-    """A copy of `nb` whose answer `grade_id` ends with `code` (which then wins)."""
-    nb = copy.deepcopy(nb)
-    cell = next(c for c in nb.cells if marker(c) == ("answer", grade_id))
-    cell.source = f"{cell.source}\n{code}"
-    return nb
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +25,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     submissions = {
         "all_right": right,
         # visible check: the positive may be the anchor itself
-        "same_image": _with_lines(
+        "same_image": with_lines(
             right,
             Q3,
             "_chosen = chosen_triplets\n"
@@ -48,26 +35,14 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
             "    return rows",
         ),
         # right classes, so the visible checks pass; not the nearest images: a hidden check fails
-        "first_not_nearest": _with_lines(
+        "first_not_nearest": with_lines(
             right,
             Q5,
             "first = torch.stack([torch.nonzero(train_lab == c)[0, 0] for c in range(10)])\n"
             "q5_nearest_pred = first[knn_preds[q5_wrong]]",
         ),
     }
-    (root / "submissions").mkdir()
-    for name, nb in submissions.items():
-        nbformat.write(nb, root / "submissions" / f"{name}.ipynb")
-    return grade_folder(
-        SOLUTIONS,
-        root / "submissions",
-        root / "out",
-        workers=2,
-        cell_timeout=90.0,
-        total_timeout=400,
-        memory_limit=4.0,
-        profile="smoke",
-    )
+    return grade_in_smoke(SOLUTIONS, submissions, root, total_timeout=400)
 
 
 def test_lab03_questions_are_graded_right(graded) -> None:
