@@ -22,6 +22,10 @@ def test_lab02_runs_all_cells(jupyterlab, page) -> None:
     _run_all(jupyterlab, page, "02_densenet_resnext")
 
 
+def test_lab04_runs_all_cells(jupyterlab, page) -> None:
+    _run_all(jupyterlab, page, "04_bcnn_hbp")
+
+
 def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -> None:
     _run_all(jupyterlab, page, "03_facenet_knn")
     browser = page.locator(".widget-vbox", has=page.locator(".widget-button", has_text="Next"))

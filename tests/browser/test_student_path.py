@@ -7,7 +7,7 @@ import pytest
 from jlab import IDLE, artifact, error_outputs, run_menu, wait_until_done
 
 pytestmark = pytest.mark.browser
-LABS = ("02_densenet_resnext", "03_facenet_knn")
+LABS = ("02_densenet_resnext", "03_facenet_knn", "04_bcnn_hbp")
 
 
 @pytest.mark.parametrize("lab", LABS)
