@@ -21,6 +21,16 @@ def run_menu(page, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
 
 
+def save_notebook(page, timeout_ms: int = 30_000) -> None:
+    """File > Save Notebook, then wait until the notebook's tab no longer shows unsaved changes
+    (a reload right after the shortcut can race the save and reopen the old file)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Save Notebook").first.click()
+    page.wait_for_selector(
+        ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty", state="detached", timeout=timeout_ms
+    )
+
+
 def wait_until_done(page, timeout_ms: int) -> None:
     """No cell pending or running ([*]) and the kernel idle."""
     page.wait_for_function(

@@ -4,7 +4,7 @@ error output and no browser console error, and every widget of the lab responds 
 from __future__ import annotations
 
 import pytest
-from jlab import IDLE, artifact, error_outputs, run_menu, wait_until_done
+from jlab import IDLE, artifact, error_outputs, run_menu, save_notebook, wait_until_done
 
 pytestmark = pytest.mark.browser
 
@@ -20,10 +20,6 @@ def _run_all(jupyterlab, page, lab: str) -> None:
 
 def test_lab02_runs_all_cells(jupyterlab, page) -> None:
     _run_all(jupyterlab, page, "02_densenet_resnext")
-
-
-def test_lab04_runs_all_cells(jupyterlab, page) -> None:
-    _run_all(jupyterlab, page, "04_bcnn_hbp")
 
 
 def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -> None:
@@ -61,9 +57,13 @@ def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -
     browser.screenshot(path=str(artifact(f"03-error-browser-{total}.png")))
     assert not page.console_errors, page.console_errors
     # saved and reopened (the kernel still running): every widget output is restored
-    page.keyboard.press("Control+s")
+    save_notebook(page)
     page.reload()
     page.wait_for_selector(IDLE, timeout=60_000)
     page.locator(".widget-button", has_text="Next").first.wait_for(timeout=60_000)
     assert page.get_by_text("Error displaying widget").count() == 0
     assert not [e for e in page.console_errors if "model not found" in e.lower()]
+
+
+def test_lab04_runs_all_cells(jupyterlab, page) -> None:
+    _run_all(jupyterlab, page, "04_bcnn_hbp")
