@@ -15,7 +15,8 @@ channels-last layout as the lab's recipe has it on CUDA. Random images, random l
 
 Usage (one GPU, a few minutes on a large one):
     python benchmarks/gpu_hbp_448.py [--json PATH]
-On a CPU, for trying it at a small size: `--device cpu --crop 64 --d 64 --max-batch 4`.
+On a CPU, for trying it at a small size:
+`--device cpu --backbone small_vgg --width 8 --crop 32 --d 16 --max-batch 4`.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     """One row per stage and precision: the largest batch, and speed and memory at it and at
     the common batch."""
     device = torch.device(args.device)
-    settings = bcnn_hbp.settings("full", hbp_d=args.d, crop=args.crop)
+    settings = bcnn_hbp.settings(
+        "full", hbp_d=args.d, crop=args.crop, backbone=args.backbone, width=args.width
+    )
     bf16, _ = amp_settings(device, True) if device.type == "cuda" else (torch.bfloat16, None)
     rows = []
     for stage, frozen in (("stage 1", True), ("stage 2", False)):
@@ -136,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--crop", type=int, default=448)
     parser.add_argument("--d", type=int, default=8192)
+    parser.add_argument("--backbone", choices=bcnn_hbp.BACKBONES, default="vgg16")
+    parser.add_argument("--width", type=int, default=32, help="small_vgg only: its first width")
     parser.add_argument("--batch", type=int, default=12, help="the common batch (default 12)")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5)
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("no CUDA GPU here; for a trial on the CPU: --device cpu --crop 64 --d 64")
+        parser.error("no CUDA GPU here; for a trial on the CPU: --device cpu --backbone small_vgg")
     table = run(args)
     if args.device.startswith("cuda"):
         print(torch.cuda.get_device_name(torch.device(args.device)))

@@ -38,8 +38,8 @@ def test_largest_batch_finds_the_limit(bench, monkeypatch, limit: int, cap: int,
 
 
 def test_a_tiny_cpu_run_gives_both_stages_and_precisions(bench) -> None:
-    args = bench.argparse.Namespace(device="cpu", crop=32, d=16, batch=2, max_batch=3, steps=1,
-                                    warmup=0, json=None)  # fmt: skip
+    args = bench.argparse.Namespace(device="cpu", crop=32, d=16, backbone="small_vgg", width=4,
+                                    batch=2, max_batch=3, steps=1, warmup=0, json=None)  # fmt: skip
     table = bench.run(args)
     assert list(table.index) == [(s, p) for s in ("stage 1", "stage 2")
                                  for p in ("float32", "bfloat16")]  # fmt: skip
