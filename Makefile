@@ -20,8 +20,11 @@ lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# One thread per process: two pytest workers, each with notebook kernels, on two cores. PyTorch's
+# default of one thread per core oversubscribes them, and its small smoke-profile operations then
+# wait on each other's threads: the suite took 7 min 0 s with it, 4 min 46 s without (RESULTS.md).
 test: lint  ## the whole suite: lint, unit tests, release check, every notebook under nbval, browser
-	LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadfile
 	LABKIT_PROFILE=smoke $(BIN)/python -m pytest --browser -p no:xdist -m browser tests/browser
 
 # JupyterLab refuses to start as root (containers, cloud VMs, course servers) without --allow-root
