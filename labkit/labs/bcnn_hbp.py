@@ -20,7 +20,7 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
@@ -250,6 +250,14 @@ def train_stage(
     )
 
 
+class Pretrained(NamedTuple):
+    """The backbone stage 1 starts from, as `pretrained_backbone` returns it."""
+
+    backbone: TapBackbone
+    line: str  # which backbone it is and what it cost, for people
+    origin: str  # what its weights come from, the same on every call: part of stage 1's run key
+
+
 def pretrained_backbone(
     settings: Settings,
     *,
@@ -257,8 +265,9 @@ def pretrained_backbone(
     runs_dir: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
     progress: bool = True,
-) -> tuple[TapBackbone, str]:
-    """The backbone stage 1 starts from, and one line saying which it is and what it cost.
+) -> Pretrained:
+    """The backbone stage 1 starts from, one line saying which it is and what it cost, and its
+    origin (the weights file, or labkit's pretraining run), which keys stage 1's checkpoints.
 
     VGG-16 with ImageNet weights when they are on disk (`settings.imagenet_weights` or
     torchvision's cache). Otherwise the settings' backbone pretrained from scratch, with a GAP
@@ -269,7 +278,8 @@ def pretrained_backbone(
         weights = find_imagenet_weights(settings.imagenet_weights)
         if weights is not None:
             line = f"backbone: VGG-16 with ImageNet weights from {shown_path(weights)}"
-            return vgg16_backbone(str(weights)).to(device), line
+            origin = f"ImageNet weights {weights.name}, {weights.stat().st_size} bytes"
+            return Pretrained(vgg16_backbone(str(weights)).to(device), line, origin)
     source = load_lab_source(settings, root=root, verbose=False)
     train, val = carve_validation(source.train, settings.val_fraction)
     seed_everything(0)
@@ -284,7 +294,9 @@ def pretrained_backbone(
     )
     if settings.backbone == "vgg16":
         line += " (no ImageNet weights in torchvision's cache: they would replace it)"
-    return net.backbone, line
+    run = history.attrs.get("run_dir")  # its name is the digest of the pretraining's settings
+    origin = f"labkit pretraining {run.name if run else settings.pretrain}"
+    return Pretrained(net.backbone, line, origin)
 
 
 def score_on_test(model: nn.Module, data: LabData, settings: Settings) -> float:
@@ -319,7 +331,7 @@ def train_and_compare(
         load_lab_birds(s, root=root, verbose=False)
         load_lab_source(s, root=root, verbose=False)
     distributed.barrier()
-    backbone, line = pretrained_backbone(
+    backbone, line, origin = pretrained_backbone(
         s, device=lab.device, runs_dir=lab.run_dir("source_backbone"), root=root,
         progress=progress,
     )  # fmt: skip
@@ -336,7 +348,7 @@ def train_and_compare(
         model = model.to(lab.device, memory_format=layout)
         first = train_stage(model, s.stage1, train, val, s, frozen=True,
                             runs_dir=lab.run_dir(f"{kind}_stage1"),
-                            run_info={"backbone": line.split(":")[1][:60]},
+                            run_info={"backbone": origin},
                             progress=progress, desc=f"{kind} stage 1")  # fmt: skip
         after_first = score_on_test(model, data, s)
         second = train_stage(model, s.stage2, train, val, s, frozen=False,

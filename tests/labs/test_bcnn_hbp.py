@@ -4,6 +4,7 @@ stages through fit on the smoke profile's synthetic birds (pretraining runs once
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,10 @@ def test_validation_is_carved_from_training_by_class(tmp_path: Path) -> None:
 def test_two_stages_run_and_a_second_call_loads(tmp_path: Path, capsys) -> None:
     s = l4.settings("smoke")
     runs = tmp_path / "runs"
-    backbone, line = l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path,
-                                            progress=False)  # fmt: skip
+    backbone, line, origin = l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path,
+                                                    progress=False)  # fmt: skip
     assert "pretrained by labkit on 4 synthetic source species" in line
+    assert origin.startswith("labkit pretraining ")
     data = load_lab_birds(s, root=tmp_path, verbose=False)
     train, val = carve_validation(data.train, s.val_fraction)
     model = l4.build_model("hbp", copy.deepcopy(backbone), s, data.num_classes)
@@ -67,8 +69,12 @@ def test_two_stages_run_and_a_second_call_loads(tmp_path: Path, capsys) -> None:
     )  # stage 2 fine-tunes it
     assert 0 <= l4.score_on_test(model, data, s) <= 1
     capsys.readouterr()
-    l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path, progress=False)
+    again = l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path, progress=False)
     assert "finished earlier" in capsys.readouterr().out  # pretraining runs once
+    assert again.origin == origin  # the same backbone keys stage 1 the same way
+    other = l4.settings("smoke", pretrain=dataclasses.replace(s.pretrain, lr=0.02))
+    moved = l4.pretrained_backbone(other, runs_dir=runs / "source", root=tmp_path, progress=False)
+    assert moved.origin != origin  # another pretraining: stage 1 will not resume the old one
     assert len(h2) == s.stage2.num_epochs
 
 
