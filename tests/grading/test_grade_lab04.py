@@ -1,4 +1,4 @@
-"""Lab 04's questions graded from real submissions: full marks, a visible and a hidden failure.
+"""Lab 04's questions graded from real submissions: full marks, and two failures with messages.
 
 Each submission runs the whole lab in the smoke profile (the source backbone and three models
 in two stages, a few seconds each), so this is one `grade_folder` call over two notebooks.
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.notebook
 def graded(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("lab04")
     right = answered_notebook(SOLUTIONS)
-    # a large epsilon in the root passes the visible checks of Q1, not its hidden one; the
-    # losses divided by the number of micro-batches fail Q3's uneven split
+    # a large epsilon in the root fails Q1's values; the losses divided by the number of
+    # micro-batches fail Q3's uneven split
     wrong = with_lines(
         right,
         Q1,
@@ -49,5 +49,5 @@ def test_lab04_questions_are_graded_right(graded) -> None:
     assert book.loc["all_right", list(FULL)].to_dict() == FULL
     assert book.loc["two_wrong", list(FULL)].to_dict() == {**FULL, Q1: 0.0, Q3: 0.0}
     messages = {q.question: q.message for q in graded.result("two_wrong").questions}
-    assert "hidden" in messages[Q1]
+    assert "take the square root of |z| itself" in messages[Q1]
     assert "dividing by the number of micro-batches is right only" in messages[Q3]

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from questions import Lab, run_cells
 from torch import nn
 
-from labkit.grading.checks import HIDDEN_FAILED
 from labkit.grading.protocol import marker
 from labkit.grading.release import release_cell
 
@@ -131,10 +130,15 @@ WRONG = [
         "    return torch.sign(z) * z.abs().sqrt()",
         "every row of signed_sqrt_l2's output should have length 1",
     ),
-    (  # a large epsilon inside the root: passes the visible checks, not the hidden one
+    (  # a large epsilon inside the root: signs and lengths right, values not
         "q1_bilinear",
         "def signed_sqrt_l2(z):\n    return F.normalize(torch.sign(z) * (z.abs() + 0.05).sqrt())",
-        HIDDEN_FAILED,
+        "take the square root of |z| itself",
+    ),
+    (  # no square root at all: signs and lengths right, values not
+        "q1_bilinear",
+        "def signed_sqrt_l2(z):\n    return z / z.norm(dim=1, keepdim=True)",
+        "signed_sqrt_l2 differs from sign(z) * sqrt(|z|) divided by its row's L2 norm",
     ),
     (  # the mean over locations
         "q2_interaction",
@@ -182,6 +186,17 @@ def test_plausible_wrong_answers_get_no_marks_and_say_why(
 ) -> None:
     points, got = _grade(grade_id, _run(_model(grade_id), change, _probe(grade_id)))
     assert points == 0.0 and message in got, got
+
+
+@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
+def test_an_unanswered_question_names_what_is_missing(grade_id: str) -> None:
+    """As released, the probe cell stops at the stub before it defines what the checks read."""
+    index = next(i for i, c in enumerate(LAB.nb.cells) if marker(c) == ("answer", grade_id))
+    ns = _run(release_cell(LAB.nb.cells[index], grade_id).source)
+    with pytest.raises(NotImplementedError):
+        exec(compile(_probe(grade_id), "<probe>", "exec"), ns)  # noqa: S102
+    points, got = _grade(grade_id, ns)
+    assert points == 0.0 and got.endswith("not defined where the notebook reaches the checks"), got
 
 
 def test_a_changed_probe_is_named() -> None:
