@@ -63,3 +63,7 @@ def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -
     page.locator(".widget-button", has_text="Next").first.wait_for(timeout=60_000)
     assert page.get_by_text("Error displaying widget").count() == 0
     assert not [e for e in page.console_errors if "model not found" in e.lower()]
+
+
+def test_lab04_runs_all_cells(jupyterlab, page) -> None:
+    _run_all(jupyterlab, page, "04_bcnn_hbp")
