@@ -30,11 +30,15 @@ class Lab:
         """The model answer cell's code."""
         return self.nb.cells[self._index(grade_id)].source
 
+    def released(self, grade_id: str) -> str:
+        """The answer cell as released to students: skeletons whose stubs raise
+        NotImplementedError."""
+        return release_cell(self.nb.cells[self._index(grade_id)], grade_id).source
+
     def given(self, grade_id: str) -> str:
         """The answer cell as released to students, its stubs' `raise` lines left out: the
         given lines and skeletons (signatures, docstrings) run, defining nothing yet."""
-        cell = release_cell(self.nb.cells[self._index(grade_id)], grade_id)
-        lines = cell.source.split("\n")
+        lines = self.released(grade_id).split("\n")
         return "\n".join(line for line in lines if line.strip() != "raise NotImplementedError()")
 
     def probe(self, grade_id: str) -> str:

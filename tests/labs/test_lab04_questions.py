@@ -18,9 +18,6 @@ import torch.nn.functional as F
 from questions import Lab, run_cells
 from torch import nn
 
-from labkit.grading.protocol import marker
-from labkit.grading.release import release_cell
-
 LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "04_bcnn_hbp.ipynb")
 _grade, _model, _probe, _full = LAB.grade, LAB.answer, LAB.probe, LAB.full
 CODE_QUESTIONS = ("q1_bilinear", "q2_interaction", "q3_accumulation")
@@ -45,8 +42,7 @@ def test_model_answers_get_full_marks(grade_id: str) -> None:
 def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
     """As released, each answer cell runs (its skeletons defined) and its probe cell, calling
     them, raises the stub's NotImplementedError."""
-    index = next(i for i, c in enumerate(LAB.nb.cells) if marker(c) == ("answer", grade_id))
-    released = release_cell(LAB.nb.cells[index], grade_id).source
+    released = LAB.released(grade_id)
     assert "### BEGIN SOLUTION" not in released and "raise NotImplementedError()" in released
     with pytest.raises(NotImplementedError):
         _run(released, _probe(grade_id))
@@ -191,8 +187,7 @@ def test_plausible_wrong_answers_get_no_marks_and_say_why(
 @pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
 def test_an_unanswered_question_names_what_is_missing(grade_id: str) -> None:
     """As released, the probe cell stops at the stub before it defines what the checks read."""
-    index = next(i for i, c in enumerate(LAB.nb.cells) if marker(c) == ("answer", grade_id))
-    ns = _run(release_cell(LAB.nb.cells[index], grade_id).source)
+    ns = _run(LAB.released(grade_id))
     with pytest.raises(NotImplementedError):
         exec(compile(_probe(grade_id), "<probe>", "exec"), ns)  # noqa: S102
     points, got = _grade(grade_id, ns)
