@@ -1,6 +1,7 @@
-"""Accuracy, the one metric every lab reports.
+"""Accuracy, the one metric every lab reports, and the top-k error of the VGG tables.
 
-Used in: labkit.train (the default `metric_fn`), 02_densenet_resnext, 03_facenet_knn.
+Used in: labkit.train (the default `metric_fn`), 01_vgg_receptive_fields, 02_densenet_resnext,
+03_facenet_knn.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["accuracy"]
+__all__ = ["accuracy", "top_k_error"]
 
 
 def _tensor(x: Any) -> torch.Tensor:
@@ -48,3 +49,24 @@ def accuracy(outputs: Any, labels: Any, k: int = 1) -> float:
         return (outputs.long() == labels.long()).float().mean().item()
     top = outputs.topk(min(k, outputs.shape[-1]), dim=-1).indices  # (N, k)
     return (top == labels.long().unsqueeze(-1)).any(dim=-1).float().mean().item()
+
+
+def top_k_error(scores: Any, labels: Any, k: int = 1) -> float:
+    """Fraction of samples whose true label is not among the `k` highest scores: 1 - accuracy.
+
+    Handout 001 (the ILSVRC measure of Simonyan & Zisserman 2015): top-1 error counts the
+    samples whose best-scored class is wrong, top-5 error those whose label is not among the
+    five best. k >= num_classes gives 0 (every label is in the top k).
+
+    Args:
+        scores: scores, logits or posteriors (N, num_classes), or predicted classes (N,) with k=1.
+        labels: true classes (N,).
+        k: how many of the highest scores may hold the label.
+
+    Returns:
+        A float in [0, 1].
+
+    Raises:
+        ValueError: as `accuracy` (empty input, mismatched lengths, k > 1 with predictions).
+    """
+    return 1.0 - accuracy(scores, labels, k)

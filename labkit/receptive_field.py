@@ -12,7 +12,7 @@ neighbouring units) and first-unit centre c:
 
 starting from the image itself: r = 1, j = 1, c = 0.5 (pixel centres at 0.5, 1.5, ...).
 Layers that keep the geometry (activations, batch norm, dropout, flatten of a 1x1 map) pass the
-values on unchanged.
+values on unchanged. `unit_field` turns a row into the box of input pixels one unit sees.
 
 Used in: 01_vgg_receptive_fields.
 """
@@ -20,12 +20,20 @@ Used in: 01_vgg_receptive_fields.
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["GEOMETRY_FREE", "layer_geometry", "receptive_field_table"]
+__all__ = [
+    "GEOMETRY_FREE",
+    "check_input_size",
+    "clip_field",
+    "layer_geometry",
+    "receptive_field_table",
+    "unit_field",
+]
 
 # layers that change neither the size nor the field of a feature map
 GEOMETRY_FREE = (
@@ -76,11 +84,13 @@ def _chain(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module]]:
         )
         for n, m in leaves
     ]
+    convs = [m for _, m in leaves if isinstance(m, nn.Conv2d)]
+    channels = convs[0].in_channels if convs else 3  # what the first convolution reads
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, 3, input_size, input_size))
+            model(torch.zeros(1, channels, input_size, input_size))
     except RuntimeError as err:
         raise ValueError(
             f"{type(model).__name__} cannot run on a {input_size} x {input_size} input (too small "
@@ -105,7 +115,8 @@ def _chain(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module]]:
 
 def receptive_field_table(model: nn.Module, input_size: int) -> pd.DataFrame:
     """One row per layer of a chain (an `nn.Sequential`, a VGG's `features`, any model whose
-    modules run one after another) on a square `input_size` x `input_size` input (3 channels).
+    modules run one after another) on a square `input_size` x `input_size` input (with the
+    channels its first convolution reads, 3 without one).
 
     Columns: layer (its name in the model), kind, kernel, stride, padding, dilation, output size
     (pixels per side), receptive field (input pixels per side), jump (input pixels between
@@ -136,3 +147,85 @@ def receptive_field_table(model: nn.Module, input_size: int) -> pd.DataFrame:
             "receptive field": field, "jump": jump, "first centre": centre,
         })  # fmt: skip
     return pd.DataFrame(rows).set_index("layer")
+
+
+# ---------------------------------------------------------------- one unit's field (the explorer)
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1: pixel edges, pixel i covers [i, i + 1)
+
+
+def _row(table: pd.DataFrame, layer: str | int) -> tuple[str, pd.Series]:
+    """(label, row) of `layer`: a row label of the table, or else an integer position."""
+    if layer in table.index:
+        return layer, table.loc[layer]
+    position = isinstance(layer, Integral) and not isinstance(layer, bool)
+    if position and 0 <= layer < len(table):
+        return table.index[layer], table.iloc[layer]
+    known = ", ".join(map(str, table.index))
+    raise ValueError(
+        f"unknown layer {layer!r}: give a row label of the table ({known}) or a position from 0 "
+        f"to {len(table) - 1}"
+    )
+
+
+def unit_field(table: pd.DataFrame, layer: str | int, row: int, col: int) -> Box:
+    """The input-pixel box (x0, y0, x1, y1) that output unit (row, col) of `layer` sees.
+
+    Centre = first centre + index * jump on each axis (col along x, row along y), half-width =
+    receptive field / 2. Not clipped: near the border the box reaches into the padding, which is
+    what the unit sees; `clip_field` gives the part inside the image.
+
+    Args:
+        table: from `receptive_field_table`.
+        layer: a row label (e.g. "28" in VGG-16's `features`), or else a position in the table.
+        row, col: the unit, 0 to output size - 1.
+    Raises:
+        ValueError: an unknown layer (listing the known ones) or a unit outside the layer's output.
+    Used in: 01_vgg_receptive_fields (the receptive-field explorer).
+    """
+    label, info = _row(table, layer)
+    size = int(info["output size"])
+    if not (0 <= row < size and 0 <= col < size):
+        raise ValueError(
+            f"unit ({row}, {col}) is outside layer {label}'s {size} x {size} output: row and col "
+            f"run from 0 to {size - 1}"
+        )
+    half, jump, first = info["receptive field"] / 2, info["jump"], info["first centre"]
+    x, y = first + col * jump, first + row * jump
+    return float(x - half), float(y - half), float(x + half), float(y + half)
+
+
+def clip_field(box: Box, height: int, width: int) -> Box:
+    """The part of `box` inside a height x width image (zero width or height if none is)."""
+    x0, y0, x1, y1 = box
+    x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
+    y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def check_input_size(table: pd.DataFrame, height: int, width: int) -> None:
+    """Raise ValueError unless `table` describes a height x width input: the table's layers,
+    run on that size, must give the table's output sizes.
+
+    Why not compare with one stored size: two sizes that a strided first layer maps to the same
+    output (224 and 225 under a stride 2) have the same geometry, and either table fits both.
+    """
+    if height != width:
+        raise ValueError(
+            f"the receptive-field table is for square inputs but the image is {height} x {width}; "
+            "resize or crop it to a square, then make the table for that size"
+        )
+    size = height
+    for label, info in table.iterrows():
+        if pd.notna(info["kernel"]):
+            kernel, stride, padding, dilation = (
+                int(info[c]) for c in ("kernel", "stride", "padding", "dilation")
+            )
+            size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+        if size != info["output size"]:
+            raise ValueError(
+                f"the receptive-field table does not fit a {height} x {width} image: on it layer "
+                f"{label} gives {size} x {size} units, the table says {info['output size']} x "
+                f"{info['output size']}; make the table for the image's size: "
+                f"receptive_field_table(model, {height})"
+            )

@@ -1,13 +1,16 @@
 """ipywidgets explorers: thin shells over labkit's pure functions; ipywidgets is imported lazily.
 
 Everything a widget shows can be drawn in a plain cell: the error browser shows
-`render_error(errors, i, ...)`, the same figure as one row of `plot_error_gallery`.
+`render_error(errors, i, ...)`, the same figure as one row of `plot_error_gallery`; the
+receptive-field explorer shows `render_receptive_field(image, table, layer, row, col)`, the
+caption `unit_caption(...)` and the layer's row `table.loc[[layer]]`.
 
-Used in: 03_facenet_knn.
+Used in: 01_vgg_receptive_fields, 03_facenet_knn.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,12 +19,19 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from labkit.plots import plot_error_row
+from labkit.plots import plot_error_row, plot_receptive_field
+from labkit.receptive_field import clip_field, unit_field
 
 if TYPE_CHECKING:
     import ipywidgets
 
-__all__ = ["error_browser", "render_error"]
+__all__ = [
+    "error_browser",
+    "receptive_field_explorer",
+    "render_error",
+    "render_receptive_field",
+    "unit_caption",
+]
 
 
 def render_error(
@@ -100,3 +110,129 @@ def error_browser(
     following.on_click(lambda _: step(1))
     show()
     return widgets.VBox([widgets.HBox([previous, slider, following]), caption, image])
+
+
+# ---------------------------------------------------------------- receptive-field explorer (lab 01)
+
+
+def render_receptive_field(
+    image: torch.Tensor | Any, table: pd.DataFrame, layer: str | int, row: int, col: int
+) -> Figure:
+    """Unit (row, col) of `layer` on the image: what `receptive_field_explorer` shows.
+
+    Like `labkit.plots.plot_receptive_field`, in a figure not registered with pyplot: browsing
+    leaks no figures and shows none twice; in a notebook, a bare `fig` shows it.
+
+    Used in: 01_vgg_receptive_fields.
+    """
+    fig = Figure(figsize=(5.5, 5.6), layout="constrained")
+    plot_receptive_field(image, table, layer, row, col, ax=fig.subplots())
+    return fig
+
+
+def _image_size(image: torch.Tensor | Any) -> tuple[int, int]:
+    """(height, width) of a (3, H, W) tensor, a PIL image or an (H, W, 3) array."""
+    if isinstance(image, torch.Tensor):
+        return int(image.shape[-2]), int(image.shape[-1])
+    if hasattr(image, "convert"):  # PIL: size is (width, height)
+        return int(image.size[1]), int(image.size[0])
+    return int(image.shape[0]), int(image.shape[1])
+
+
+def unit_caption(table: pd.DataFrame, layer: str | int, row: int, col: int, height: int,
+                 width: int) -> str:  # fmt: skip
+    """One line (HTML) on unit (row, col) of `layer` for a height x width image: its centre,
+    its field and how much of the field lies inside the image (the rest is zero padding)."""
+    box = unit_field(table, layer, row, col)
+    x0, y0, x1, y1 = box
+    v0, w0, v1, w1 = clip_field(box, height, width)
+    inside = (v1 - v0) * (w1 - w0) / ((x1 - x0) * (y1 - y0))
+    return (
+        f"unit ({row}, {col}) of layer <b>{layer}</b>: centre at x {(x0 + x1) / 2:g}, "
+        f"y {(y0 + y1) / 2:g}; field x {x0:g} to {x1:g}, y {y0:g} to {y1:g} px; "
+        f"{inside:.0%} of it inside the image"
+    )
+
+
+def receptive_field_explorer(
+    image: torch.Tensor | Any, table: pd.DataFrame, layers: Sequence[str] | None = None
+) -> ipywidgets.Widget:
+    """Pick a layer and one of its units; see the input pixels the unit sees on the image.
+
+    A dropdown of layers ("layer"), sliders "row" and "col" (their maxima follow the layer's
+    output size; a value past the new maximum is clamped to it), a caption (`unit_caption`), the
+    figure (`render_receptive_field`) and the layer's row of the table. It opens on the last
+    layer's centre unit.
+
+    Args:
+        image: (3, H, W) tensor, PIL image or (H, W, 3) array of the table's input size.
+        table: from `labkit.receptive_field.receptive_field_table`.
+        layers: row labels the dropdown offers; default the convolutions and poolings (a ReLU
+            or batch-norm row repeats the geometry of the layer before it).
+    Raises:
+        ValueError: a table made for another input size, or an unknown layer in `layers`.
+    Used in: 01_vgg_receptive_fields.
+    """
+    import ipywidgets as widgets
+
+    height, width = _image_size(image)
+    if layers is None:
+        layers = [label for label, kernel in table["kernel"].items() if pd.notna(kernel)]
+        layers = layers or list(table.index)  # a table of geometry-free layers only
+    unknown = [label for label in layers if label not in table.index]
+    if unknown:
+        raise ValueError(f"layers {unknown} are not rows of the table ({list(table.index)})")
+
+    def size(label: str) -> int:
+        return int(table.loc[label, "output size"])
+
+    last = layers[-1]
+    options = [(f"{label} ({table.loc[label, 'kind']}, {size(label)}x{size(label)})", label)
+               for label in layers]  # fmt: skip
+    layer = widgets.Dropdown(options=options, value=last, description="layer")
+    row, col = (
+        widgets.IntSlider(
+            value=size(last) // 2,
+            min=0,
+            max=size(last) - 1,
+            description=name,
+            continuous_update=False,
+        )
+        for name in ("row", "col")
+    )
+    caption, picture, details = widgets.HTML(), widgets.Image(format="png"), widgets.HTML()
+
+    @functools.lru_cache(maxsize=256)  # each unit drawn once while browsing
+    def png(label: str, r: int, c: int) -> bytes:
+        return _png(render_receptive_field(image, table, label, r, c))
+
+    updating = False  # while the layer changes the sliders, draw once at the end
+
+    def show(change: dict | None = None) -> None:
+        if updating:
+            return
+        picture.value = png(layer.value, row.value, col.value)
+        caption.value = unit_caption(table, layer.value, row.value, col.value, height, width)
+        details.value = (
+            table.loc[[layer.value]]
+            .reset_index()
+            .to_html(index=False, na_rep="", float_format="{:g}".format)
+        )
+
+    def new_layer(change: dict) -> None:
+        nonlocal updating
+        updating = True
+        try:
+            for slider in (row, col):
+                slider.max = size(layer.value) - 1  # ipywidgets clamps the value to it
+        finally:
+            updating = False
+        show()
+
+    show()  # raises here for a table of another input size
+    layer.observe(new_layer, names="value")
+    row.observe(show, names="value")
+    col.observe(show, names="value")
+    explorer = widgets.VBox([widgets.HBox([layer, row, col]), caption, picture, details])
+    explorer.add_class("labkit-receptive-field")  # for browser tests
+    return explorer

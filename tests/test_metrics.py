@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.metrics import accuracy
+from labkit.metrics import accuracy, top_k_error
 
 
 def test_top_k_of_scores_matches_a_loop_and_caps_k():
@@ -35,3 +35,28 @@ def test_bad_input_says_what_is_wrong():
         accuracy(torch.zeros(0), torch.zeros(0))
     with pytest.raises(ValueError, match="top-5 accuracy needs scores"):
         accuracy(torch.zeros(3), torch.zeros(3), k=5)
+
+
+def test_top_k_error_counts_labels_outside_the_k_best():
+    scores = torch.tensor([
+        [0.9, 0.05, 0.03, 0.01, 0.005, 0.005],  # label 0: first
+        [0.1, 0.5, 0.2, 0.1, 0.05, 0.05],  # label 2: second
+        [0.3, 0.25, 0.2, 0.1, 0.1, 0.05],  # label 5: last
+        [0.05, 0.1, 0.15, 0.2, 0.25, 0.25],  # label 1: fifth of six
+    ])  # fmt: skip
+    labels = torch.tensor([0, 2, 5, 1])
+    assert top_k_error(scores, labels) == pytest.approx(0.75)
+    assert top_k_error(scores, labels, k=2) == pytest.approx(0.5)
+    assert top_k_error(scores, labels, k=5) == pytest.approx(0.25)
+    assert top_k_error(scores, labels, k=6) == 0.0
+    assert top_k_error(scores, labels, k=10) == 0.0  # k >= num_classes: every label is in
+
+
+def test_top_5_error_is_at_most_top_1_error():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(200, 10), torch.randint(0, 10, (200,))
+    top1, top5 = top_k_error(logits, labels), top_k_error(logits, labels, k=5)
+    assert top5 <= top1
+    assert top1 == pytest.approx(1 - accuracy(logits, labels))
+    with pytest.raises(ValueError, match="empty"):
+        top_k_error(torch.zeros(0, 3), torch.zeros(0))

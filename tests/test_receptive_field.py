@@ -10,7 +10,13 @@ import torch
 import torchvision
 from torch import nn
 
-from labkit.receptive_field import layer_geometry, receptive_field_table
+from labkit.receptive_field import (
+    check_input_size,
+    clip_field,
+    layer_geometry,
+    receptive_field_table,
+    unit_field,
+)
 
 # VGG-16 after each conv and pool (Araujo et al., "Computing receptive fields of CNNs", 2019)
 VGG16_FIELDS = [3, 5, 6, 10, 14, 16, 24, 32, 40, 44, 60, 76, 92, 100, 132, 164, 196, 212]
@@ -116,3 +122,99 @@ def test_the_table_leaves_the_model_as_it_was() -> None:
     receptive_field_table(chain, 16)
     assert chain.training
     assert all(torch.equal(before[k], v) for k, v in chain.state_dict().items())
+
+
+# ---------------------------------------------------------------- one unit's field
+
+
+def _small_vgg() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1), nn.MaxPool2d(2),
+    )  # fmt: skip
+
+
+def _strided() -> nn.Sequential:  # a ResNet-like stem, then a dilated convolution
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 7, stride=2, padding=3), nn.MaxPool2d(3, 2, padding=1),
+        nn.Conv2d(4, 4, 3, dilation=2, padding=2), nn.AvgPool2d(2, padding=1),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("chain", "size", "solid"), [(_small_vgg, 21, True), (_strided, 37, False)]
+)
+def test_unit_field_is_the_gradient_support_of_border_and_inner_units(chain, size, solid) -> None:
+    chain = chain()
+    table = receptive_field_table(chain, size)
+    labels = _geometric(table).index
+    image = torch.ones(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    outputs, x = [], image
+    for layer in _measurable(chain):
+        x = layer(x)
+        outputs.append(x[0, 0])
+    for label, out in zip(labels, outputs, strict=True):
+        n = out.shape[-1]
+        for row, col in {(0, 0), (0, n - 1), (n - 1, 0), (n - 1, n - 1), (n // 2, 1)}:
+            (grad,) = torch.autograd.grad(out[row, col], image, retain_graph=True)
+            support = grad[0, 0] != 0  # (H, W)
+            ys, xs = torch.nonzero(support, as_tuple=True)
+            measured = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            x0, y0, x1, y1 = clip_field(unit_field(table, label, row, col), size, size)
+            assert measured == (x0, y0, x1, y1), (label, row, col)
+            if solid:  # without dilation the field has no holes
+                assert int(support.sum()) == (x1 - x0) * (y1 - y0), (label, row, col)
+
+
+def test_unit_field_by_hand_on_vgg16() -> None:
+    vgg = torchvision.models.vgg
+    features = vgg.make_layers(vgg.cfgs["D"])  # VGG-16's features, without its classifier
+    table = receptive_field_table(features, 224)
+    assert unit_field(table, "0", 0, 0) == (-1.0, -1.0, 2.0, 2.0)  # conv1_1: 3 px, one padding
+    assert unit_field(table, 0, 0, 0) == (-1.0, -1.0, 2.0, 2.0)  # the same row by position
+    assert unit_field(table, "2", 5, 9) == (7.0, 3.0, 12.0, 8.0)  # conv1_2: 5 px around (9.5, 5.5)
+    # pool5: 212 px, jump 32; the padding of 13 convolutions moves the first edge to -90
+    assert unit_field(table, "30", 0, 0) == (-90.0, -90.0, 122.0, 122.0)
+    assert unit_field(table, "30", 3, 3) == (6.0, 6.0, 218.0, 218.0)  # centred on (112, 112)
+    assert unit_field(table, "30", 6, 0) == (-90.0, 102.0, 122.0, 314.0)  # row is y, col is x
+    assert clip_field(unit_field(table, "30", 6, 0), 224, 224) == (0.0, 102.0, 122.0, 224.0)
+    assert unit_field(table, "1", 2, 2) == unit_field(table, "0", 2, 2)  # a ReLU passes it on
+
+
+def test_unit_field_names_the_valid_units_and_layers() -> None:
+    table = receptive_field_table(_small_vgg(), 21)  # last layer: 2 x 2
+    with pytest.raises(
+        ValueError, match=r"unit \(2, 0\) is outside layer 9's 2 x 2 output: .* 0 to 1"
+    ):
+        unit_field(table, "9", 2, 0)
+    with pytest.raises(ValueError, match=r"unit \(0, -1\) is outside"):
+        unit_field(table, "9", 0, -1)
+    with pytest.raises(ValueError, match=r"unknown layer 'conv9': .*\(0, 1, 2, .*, 9\) or a pos"):
+        unit_field(table, "conv9", 0, 0)
+    with pytest.raises(ValueError, match="unknown layer 10: .* position from 0 to 9"):
+        unit_field(table, 10, 0, 0)
+
+
+def test_clip_field_keeps_what_lies_inside() -> None:
+    assert clip_field((-3.0, 2.0, 5.0, 12.0), 10, 8) == (0.0, 2.0, 5.0, 10.0)
+    assert clip_field((9.0, -4.0, 12.0, -1.0), 10, 8) == (8.0, 0.0, 8.0, 0.0)  # nothing inside
+
+
+def test_check_input_size_accepts_sizes_of_the_same_geometry_only() -> None:
+    table = receptive_field_table(_strided(), 37)
+    check_input_size(table, 37, 37)
+    check_input_size(table, 38, 38)  # the stride-2 stem: 19 units either way, same geometry
+    with pytest.raises(ValueError, match=r"does not fit a 40 x 40 image: on it layer 0 gives 20 x"):
+        check_input_size(table, 40, 40)
+    with pytest.raises(ValueError, match="receptive_field_table\\(model, 40\\)"):
+        check_input_size(table, 40, 40)
+    with pytest.raises(ValueError, match="square inputs but the image is 37 x 38"):
+        check_input_size(table, 37, 38)
+
+
+def test_the_input_has_the_channels_the_first_convolution_reads() -> None:
+    stack = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3))
+    table = receptive_field_table(stack, 10)
+    assert table["receptive field"].tolist() == [3, 3, 5]
+    assert table["output size"].tolist() == [10, 10, 8]

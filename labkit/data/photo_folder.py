@@ -25,7 +25,7 @@ PHOTO_SOURCE = "photo folder"
 REPLACE_PHOTO = "replace or delete this file (the folder's other images are unaffected)"
 
 
-def _load_rgb(path: str) -> Image.Image:
+def load_photo(path: str) -> Image.Image:
     """ImageFolder's loader: every mode as RGB, errors naming the file (`open_rgb`)."""
     return open_rgb(path, remedy=REPLACE_PHOTO)[0]
 
@@ -93,8 +93,8 @@ def load_photo_folder(
     if not path.is_absolute() and not path.exists():
         path = data_root(root) / path
     list_image_folder(path)  # errors that name the folder, before ImageFolder's own
-    train_set = ImageFolder(path, photo_transform(resize, crop, True), loader=_load_rgb)
-    test_set = ImageFolder(path, photo_transform(resize, crop, False), loader=_load_rgb)
+    train_set = ImageFolder(path, photo_transform(resize, crop, True), loader=load_photo)
+    test_set = ImageFolder(path, photo_transform(resize, crop, False), loader=load_photo)
     labels = np.asarray(train_set.targets)
     folders = [str(path / name) for name in train_set.classes]
     train_idx, test_idx = split_by_class(labels, test_fraction, seed, folders)

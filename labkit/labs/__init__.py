@@ -1,8 +1,13 @@
 """The lab layer: one module per lab with its settings (one instance per profile) and its glue.
 
+- `vgg_receptive_fields`: lab 01, VGG, receptive fields, dense and multi-crop evaluation,
+  fine-tuning on a photo folder;
 - `densenet_resnext`: lab 02, DenseNet and ResNeXt on the digits;
 - `facenet_knn`: lab 03, triplet embeddings, KNN and class centres on the digits;
 - `digits`: the settings and data loading labs 02 and 03 share;
+- `bcnn_hbp`: lab 04, bilinear pooling (BCNN, HBP) in two stages on the birds;
+- `birds`: the settings and data loading the bird labs (01's pretraining, 04, 05) share;
+- `stage`: one training stage (SGD, schedule, early stopping) of the bird labs;
 - `settings`: the base every lab's settings derive from.
 
 A lab notebook starts with `lab = <module>.start()` (one field overridden:

@@ -33,6 +33,7 @@ from labkit.data.birds import carve_validation
 from labkit.data.lab_data import LabData
 from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_source
 from labkit.labs.settings import choose, shown
+from labkit.labs.stage import Stage, stage_optimizer
 from labkit.models.backbones import (
     TapBackbone,
     find_imagenet_weights,
@@ -62,40 +63,6 @@ LAB = "04_bcnn_hbp"
 TEACHES = "bilinear pooling: BCNN and HBP against global average pooling, in two stages"
 MODELS = ("gap", "bcnn", "hbp")
 BACKBONES = ("vgg16", "small_vgg")
-
-
-SCHEDULES = ("plateau", "cosine")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One training stage: SGD with momentum and a schedule, early stopping on the validation
-    accuracy. The effective batch is `batch_size * accum_steps`.
-
-    Schedules: "plateau" divides the rate by 10 after `plateau_patience` epochs without a
-    better validation accuracy (the HBP authors' stages); "cosine" decays it to zero over
-    `num_epochs` (labkit's pretraining on the source species, a fixed budget).
-    """
-
-    num_epochs: int
-    batch_size: int  # images per micro-batch (what must fit in memory)
-    accum_steps: int  # micro-batches per optimizer step
-    lr: float
-    weight_decay: float
-    momentum: float = 0.9
-    plateau_patience: int = 3  # epochs without improvement before the rate drops 10x
-    patience: int | None = None  # epochs without improvement before stopping
-    schedule: str = "plateau"  # one of SCHEDULES
-    label_smoothing: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
-
-    @property
-    def effective_batch(self) -> int:
-        """Images per optimizer step."""
-        return self.batch_size * self.accum_steps
 
 
 @dataclass(frozen=True)
@@ -219,18 +186,7 @@ def train_stage(
     """
     model.set_frozen(frozen)
     trained = model.head if frozen else model
-    optimizer = torch.optim.SGD(
-        [p for p in trained.parameters() if p.requires_grad],
-        lr=stage.lr,
-        momentum=stage.momentum,
-        weight_decay=stage.weight_decay,
-    )
-    if stage.schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.1, patience=stage.plateau_patience
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.num_epochs)
+    optimizer, scheduler = stage_optimizer(stage, trained.parameters())
     return fit(
         distributed.wrap(model),
         _loader(train_set, stage.batch_size, settings, shuffle=True, seed=seed),

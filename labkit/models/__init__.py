@@ -10,6 +10,25 @@ from labkit.models.registry import get_model, list_models, register_model
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
 from labkit.models.resnext import ResNeXt, resnext, resnext29_16x8d
 from labkit.models.summary import count_layers, count_parameters
+from labkit.models.vgg import (
+    VGG,
+    VGG_CONFIGS,
+    conv_stack,
+    load_torchvision_weights,
+    replace_head,
+    vgg,
+    vgg11,
+    vgg11_bn,
+    vgg11_lrn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_1x1,
+    vgg16_bn,
+    vgg19,
+    vgg19_bn,
+    vgg_features,
+)
 
 __all__ = [
     "HBP",
@@ -32,4 +51,21 @@ __all__ = [
     "resnet18_embedding",
     "resnext",
     "resnext29_16x8d",
+    "VGG",
+    "VGG_CONFIGS",
+    "conv_stack",
+    "load_torchvision_weights",
+    "replace_head",
+    "vgg",
+    "vgg11",
+    "vgg11_bn",
+    "vgg11_lrn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_1x1",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "vgg_features",
 ]

@@ -1,0 +1,69 @@
+"""One training stage of a bird lab (pretraining, a head on a frozen backbone, fine-tuning):
+its sizes and rates, and the SGD optimizer and schedule it asks for.
+
+Used by the lab modules of 01 (pretraining and fine-tuning a VGG) and 04 (two-stage bilinear
+training); library modules never see a `Stage`, only the optimizer and scheduler built here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["SCHEDULES", "Stage", "stage_optimizer"]
+
+SCHEDULES = ("plateau", "cosine")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: SGD with momentum and a schedule, early stopping on the validation
+    accuracy. The effective batch is `batch_size * accum_steps`.
+
+    Schedules: "plateau" divides the rate by 10 after `plateau_patience` epochs without a
+    better validation accuracy (VGG's and the HBP authors' recipe); "cosine" decays it to zero
+    over `num_epochs` (labkit's pretraining on the source species, a fixed budget).
+    """
+
+    num_epochs: int
+    batch_size: int  # images per micro-batch (what must fit in memory)
+    accum_steps: int  # micro-batches per optimizer step
+    lr: float
+    weight_decay: float
+    momentum: float = 0.9
+    plateau_patience: int = 3  # epochs without improvement before the rate drops 10x
+    patience: int | None = None  # epochs without improvement before stopping
+    schedule: str = "plateau"  # one of SCHEDULES
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+
+    @property
+    def effective_batch(self) -> int:
+        """Images per optimizer step."""
+        return self.batch_size * self.accum_steps
+
+
+def stage_optimizer(
+    stage: Stage, parameters: Iterable[torch.nn.Parameter]
+) -> tuple[torch.optim.Optimizer, Any]:
+    """SGD over the `parameters` that require gradients, with the stage's rate, momentum and
+    weight decay, and its scheduler (stepped once per epoch by `labkit.train.fit`)."""
+    optimizer = torch.optim.SGD(
+        [p for p in parameters if p.requires_grad],
+        lr=stage.lr,
+        momentum=stage.momentum,
+        weight_decay=stage.weight_decay,
+    )
+    if stage.schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=0.1, patience=stage.plateau_patience
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.num_epochs)
+    return optimizer, scheduler
