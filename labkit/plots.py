@@ -479,7 +479,7 @@ def plot_receptive_field(image, table: pd.DataFrame, layer: str | int, row: int,
 
     The full field is a dashed rectangle: where the image is grey around it, the field reaches
     into the zero padding. The part inside the image is shaded, the unit's centre is a dot, and
-    the centres of all the layer's units are faint dots (layers of at most 64 x 64 units).
+    the centres of all the layer's units are faint dots (layers of at most 16 x 16 units).
 
     Args:
         image: (H, W, 3) array, (3, H, W) tensor (uint8, float in [0, 1], or ImageNet-normalised)
@@ -507,7 +507,7 @@ def plot_receptive_field(image, table: pd.DataFrame, layer: str | int, row: int,
     ax.set_facecolor("0.85")  # the zero padding around the image
     ax.add_patch(plt.Rectangle((0, 0), width, height, fill=False, lw=0.8, color="black"))
     size, jump, first = int(info["output size"]), info["jump"], info["first centre"]
-    if size <= 64:
+    if size <= 16:  # more would hide the image and a small field
         centres = first + jump * np.arange(size)
         xs, ys = np.meshgrid(centres, centres)
         ax.scatter(xs.ravel(), ys.ravel(), s=6, color="white", edgecolors="0.2", linewidths=0.4,

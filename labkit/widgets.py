@@ -49,9 +49,10 @@ def render_error(
 
 
 def _png(fig: Figure) -> bytes:
-    """The figure as PNG bytes."""
+    """The figure as PNG bytes, cropped to what it draws (titles and legends outside the axes
+    included, as Jupyter's inline figures are)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()
 
 
@@ -159,10 +160,10 @@ def receptive_field_explorer(
 ) -> ipywidgets.Widget:
     """Pick a layer and one of its units; see the input pixels the unit sees on the image.
 
-    A dropdown of layers ("layer"), sliders "row" and "col" (their maxima follow the layer's
-    output size; a value past the new maximum is clamped to it), a caption (`unit_caption`), the
-    figure (`render_receptive_field`) and the layer's row of the table. It opens on the last
-    layer's centre unit.
+    A dropdown of layers ("layer"), sliders "row" and "col" (made anew for each layer, their
+    maxima its output size less 1; a value past the new maximum is clamped to it), a caption
+    (`unit_caption`), the figure (`render_receptive_field`) and the layer's row of the table.
+    It opens on the last layer's centre unit.
 
     Args:
         image: (3, H, W) tensor, PIL image or (H, W, 3) array of the table's input size.
@@ -190,27 +191,15 @@ def receptive_field_explorer(
     options = [(f"{label} ({table.loc[label, 'kind']}, {size(label)}x{size(label)})", label)
                for label in layers]  # fmt: skip
     layer = widgets.Dropdown(options=options, value=last, description="layer")
-    row, col = (
-        widgets.IntSlider(
-            value=size(last) // 2,
-            min=0,
-            max=size(last) - 1,
-            description=name,
-            continuous_update=False,
-        )
-        for name in ("row", "col")
-    )
-    caption, picture, details = widgets.HTML(), widgets.Image(format="png"), widgets.HTML()
+    caption, details = widgets.HTML(), widgets.HTML()
+    picture = widgets.Image(format="png", layout=widgets.Layout(width="520px"))  # not stretched
 
     @functools.lru_cache(maxsize=256)  # each unit drawn once while browsing
     def png(label: str, r: int, c: int) -> bytes:
         return _png(render_receptive_field(image, table, label, r, c))
 
-    updating = False  # while the layer changes the sliders, draw once at the end
-
     def show(change: dict | None = None) -> None:
-        if updating:
-            return
+        row, col = controls.children[1:]
         picture.value = png(layer.value, row.value, col.value)
         caption.value = unit_caption(table, layer.value, row.value, col.value, height, width)
         details.value = (
@@ -219,20 +208,26 @@ def receptive_field_explorer(
             .to_html(index=False, na_rep="", float_format="{:g}".format)
         )
 
+    def slider(name: str, value: int) -> ipywidgets.IntSlider:
+        # a new slider per layer: the browser's slider keeps the range it was made with for its
+        # Home and End keys, so changing `max` would leave End stopping at the old maximum
+        top = size(layer.value) - 1
+        made = widgets.IntSlider(value=min(value, top), min=0, max=top, description=name,
+                                 continuous_update=False)  # fmt: skip
+        made.observe(show, names="value")
+        return made
+
     def new_layer(change: dict) -> None:
-        nonlocal updating
-        updating = True
-        try:
-            for slider in (row, col):
-                slider.max = size(layer.value) - 1  # ipywidgets clamps the value to it
-        finally:
-            updating = False
+        row, col = controls.children[1:]
+        controls.children = (layer, slider("row", row.value), slider("col", col.value))
         show()
 
+    controls = widgets.HBox([layer])
+    middle = size(last) // 2
+    controls.children = (layer, slider("row", middle), slider("col", middle))
     show()  # raises here for a table of another input size
     layer.observe(new_layer, names="value")
-    row.observe(show, names="value")
-    col.observe(show, names="value")
-    explorer = widgets.VBox([widgets.HBox([layer, row, col]), caption, picture, details])
+    explorer = widgets.VBox([controls, caption, picture, details],
+                            layout=widgets.Layout(align_items="flex-start"))  # fmt: skip
     explorer.add_class("labkit-receptive-field")  # for browser tests
     return explorer

@@ -133,26 +133,32 @@ def test_explorer_follows_its_controls(monkeypatch):
         return render_receptive_field(*args)
 
     monkeypatch.setattr(labkit.widgets, "render_receptive_field", counted)
-    layer, row, col, caption, picture, details = _explorer_parts(
-        receptive_field_explorer(image, table)
-    )
+    explorer = receptive_field_explorer(image, table)
+    layer, row, col, caption, picture, details = _explorer_parts(explorer)
     first_png = bytes(picture.value)
     row.value = 3  # as a browser's drag would: the observer redraws
     assert bytes(picture.value) != first_png and caption.value.startswith("unit (3, 2) of layer")
     assert "y 9 to 19 px; 70% of it inside the image" in caption.value  # rows 9 to 15 of 16
-    layer.value = "0"  # 16 x 16 units: the maxima grow, the values stay
+    old_row = row
+    layer.value = "0"  # 16 x 16 units: new sliders with larger maxima, the values kept
+    layer, row, col = _explorer_parts(explorer)[:3]
+    assert row is not old_row  # a fresh slider: the browser's End key reaches its maximum
     assert (row.max, col.max, row.value, col.value) == (15, 15, 3, 2)
     assert caption.value.startswith("unit (3, 2) of layer <b>0</b>")
     assert "<td>Conv2d</td>" in details.value and "MaxPool2d" not in details.value
+    old_row.value = 1  # the old slider is out of the explorer: it changes nothing
+    assert caption.value.startswith("unit (3, 2) of layer <b>0</b>")
     row.value, col.value = 12, 15
     layer.value = "2"  # 8 x 8 units: both values clamped to 7
+    layer, row, col = _explorer_parts(explorer)[:3]
     assert (row.max, col.max, row.value, col.value) == (7, 7, 7, 7)
     assert caption.value.startswith("unit (7, 7) of layer <b>2</b>")
     assert bytes(picture.value) == _png(render_receptive_field(image, table, "2", 7, 7))
-    # one drawing per state shown: none for the slider moves the layer change made
+    # one drawing per state shown: none for the sliders the layer change made
     assert drawn == [("5", 2, 2), ("5", 3, 2), ("0", 3, 2), ("0", 12, 2), ("0", 12, 15),
                      ("2", 7, 7)]  # fmt: skip
     layer.value = "5"  # 4 x 4 units: (7, 7) clamped to (3, 3), drawn
+    layer, row, col = _explorer_parts(explorer)[:3]
     assert (row.value, col.value) == (3, 3) and drawn[-1] == ("5", 3, 3)
     col.value = 2
     row.value = 2

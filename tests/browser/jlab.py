@@ -15,6 +15,24 @@ def artifact(name: str) -> Path:
     return ARTIFACTS / name
 
 
+def wait_for_kernel(page, timeout_ms: int = 60_000) -> None:
+    """The open notebook's kernel exists and is idle: its Run commands run cells.
+
+    While the notebook loads, its execution indicator reads idle for a moment before the kernel
+    exists (the toolbar then names "No Kernel"); Run All Cells given then runs nothing, silently
+    (JupyterLab clears the prompts). So the toolbar must also name the kernel.
+    """
+    page.wait_for_function(
+        """() => {
+            const toolbar = document.querySelector('.jp-NotebookPanel-toolbar');
+            const status = toolbar?.querySelector('.jp-Notebook-ExecutionIndicator');
+            const name = toolbar?.querySelector('.jp-Toolbar-kernelName')?.textContent.trim();
+            return status?.dataset.status === 'idle' && !!name && name !== 'No Kernel';
+        }""",
+        timeout=timeout_ms,
+    )
+
+
 def run_menu(page, item: str) -> None:
     """Click Run > `item` in JupyterLab's menu bar."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()

@@ -4,17 +4,17 @@ shows its answer cells."""
 from __future__ import annotations
 
 import pytest
-from jlab import IDLE, artifact, error_outputs, run_menu, wait_until_done
+from jlab import artifact, error_outputs, run_menu, wait_for_kernel, wait_until_done
 
 pytestmark = pytest.mark.browser
-LABS = ("02_densenet_resnext", "03_facenet_knn", "04_bcnn_hbp")
+LABS = ("01_vgg_receptive_fields", "02_densenet_resnext", "03_facenet_knn", "04_bcnn_hbp")
 
 
 @pytest.mark.parametrize("lab", LABS)
 def test_student_notebook_opens_idle_with_its_answer_cells(jupyterlab, page, lab: str) -> None:
     page.goto(jupyterlab.notebook_url(f"notebooks/{lab}.ipynb"))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(IDLE, timeout=60_000)
+    wait_for_kernel(page)
     answers = page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor", has_text="# Answer ")
     answers.first.wait_for(timeout=30_000)  # every cell rendered (see conftest: windowingMode)
     assert answers.count() >= 3
@@ -23,7 +23,7 @@ def test_student_notebook_opens_idle_with_its_answer_cells(jupyterlab, page, lab
 @pytest.mark.parametrize("lab", LABS)
 def test_student_notebook_runs_up_to_its_first_answer(jupyterlab, page, lab: str) -> None:
     page.goto(jupyterlab.notebook_url(f"notebooks/{lab}.ipynb"))
-    page.wait_for_selector(IDLE, timeout=60_000)
+    wait_for_kernel(page)
     first_answer = page.locator(".jp-Notebook .jp-Cell", has_text="# Answer ").first
     first_answer.locator(".jp-InputPrompt").click()  # select it (command mode)
     run_menu(page, "Run All Above Selected Cell")

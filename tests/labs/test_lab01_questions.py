@@ -55,12 +55,12 @@ def output_size(n, kernel, stride=1, padding=0, dilation=1):  # floats and math.
     return math.floor((n + 2.0 * padding - dilation * (kernel - 1) - 1) / stride + 1)
 """,
     "q2_receptive_field": """
-def receptive_fields(layers):  # the jump as a running product, numpy integers
-    fields, jumps = [1], [1]
+def receptive_fields(layers):  # a generator of numpy integers
+    field, jump = 1, 1
     for k, s, d in layers:
-        fields.append(fields[-1] + (d * (k - 1) + 1 - 1) * jumps[-1])
-        jumps.append(jumps[-1] * s)
-    return list(zip(np.array(fields[1:]), np.array(jumps[1:])))
+        field, jump = field + d * (k - 1) * jump, jump * s
+        yield np.int64(field), np.int64(jump)
+
 """,
     "q4_fc_to_conv": """
 def fc_to_conv(linear, in_channels, grid):  # a new state dict, float64 reshape through numpy
@@ -108,7 +108,15 @@ WRONG = [
         "q1_output_size",
         "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
         "    return (n - dilation * (kernel - 1) - 1 + 2 * padding) / stride + 1",
-        "should return whole numbers",
+        "should return one whole number per layer",
+    ),
+    (  # a tuple, the output's height and width
+        "q1_output_size",
+        "_size = output_size\n"
+        "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
+        "    m = _size(n, kernel, stride, padding, dilation)\n"
+        "    return (m, m)",
+        "should return one whole number per layer (an int: use //), got [(224, 224)",
     ),
     (  # the field grows by the layer's output jump
         "q2_receptive_field",
@@ -131,6 +139,13 @@ WRONG = [
         "        out.append((field, jump))\n"
         "    return out",
         "the jump is the product of the strides so far",
+    ),
+    (  # the image itself listed first: one entry too many
+        "q2_receptive_field",
+        "_fields = receptive_fields\n"
+        "def receptive_fields(layers):\n"
+        "    return [(1, 1)] + _fields(layers)",
+        "vgg16: expected one (receptive field, jump) per layer (18), got 19",
     ),
     (  # the dilation ignored
         "q2_receptive_field",

@@ -125,6 +125,9 @@ def test_pretraining_and_fine_tuning_run_once(tmp_path: Path) -> None:
     assert history2["seconds"].tolist() == history["seconds"].tolist()  # loaded, not retrained
     second = model2.state_dict()
     assert all(torch.equal(second[k], v) for k, v in model.state_dict().items())
+    scratch, history3 = l1.train_from_scratch(split, s, runs_dir=runs / "scratch", progress=False)
+    assert scratch.classifier[6].out_features == 5 and len(history3) == s.finetune.num_epochs
+    assert not torch.equal(scratch.features[0].weight, model.features[0].weight)
 
 
 def test_what_is_scored_depends_on_the_pretraining(tmp_path: Path) -> None:
