@@ -148,7 +148,7 @@ PROFILES = {
     ),
     "cpu": Settings(
         profile="cpu", config="A", batch_norm=True, width=16, hidden=256, dropout=0.1,
-        init="he", resize=128, crop=96, scale_min=128, scale_max=192, grid=3,
+        init="he", resize=112, crop=96, scale_min=96, scale_max=128, grid=3,
         synthetic=SOURCE_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"], photo_birds=PHOTO_BIRDS["cpu"],
         pretrain=Stage(num_epochs=25, batch_size=32, accum_steps=1, lr=0.02, weight_decay=5e-4,
                        schedule="cosine", label_smoothing=0.1),
