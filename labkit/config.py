@@ -90,4 +90,7 @@ def shown_path(path: str | os.PathLike) -> str:
     relative = os.path.relpath(path)
     if not relative.startswith(os.path.join(os.pardir, os.pardir, os.pardir)):
         return relative
-    return os.path.join("...", *Path(path).parts[-4:])
+    tail = Path(path).parts[-4:]
+    if tail and tail[0] == Path(path).anchor:  # a short absolute path: "/" would reset the join
+        tail = tail[1:]
+    return os.path.join("...", *tail)

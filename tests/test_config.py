@@ -70,3 +70,4 @@ def test_shown_path_hides_far_absolute_paths(
     assert shown_path(tmp_path / "a" / "runs") == "../../runs"
     far = Path("/somewhere/else/runs/02/cpu/densenet52")
     assert shown_path(far) == ".../runs/02/cpu/densenet52"
+    assert shown_path(Path("/scratch/l01/data")) == ".../scratch/l01/data"  # never the root
