@@ -1,5 +1,5 @@
-"""What a student sees in JupyterLab: each lab's student notebook opens with its kernel idle and
-shows its answer cells."""
+"""What a student sees in JupyterLab: each lab's student notebook opens with its kernel idle,
+shows its answer cells, runs up to the first one, and that one asks for its answer."""
 
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ LABS = ("01_vgg_receptive_fields", "02_densenet_resnext", "03_facenet_knn", "04_
 
 
 @pytest.mark.parametrize("lab", LABS)
-def test_student_notebook_opens_idle_with_its_answer_cells(jupyterlab, page, lab: str) -> None:
+def test_student_notebook_opens_idle_and_runs_up_to_its_first_answer(
+    jupyterlab, page, lab: str
+) -> None:
+    """One opening of each notebook (a kernel start each): its answer cells are shown, the
+    cells above the first one run without error, and the first one asks for its answer."""
     page.goto(jupyterlab.notebook_url(f"notebooks/{lab}.ipynb"))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     wait_for_kernel(page)
     answers = page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor", has_text="# Answer ")
     answers.first.wait_for(timeout=30_000)  # every cell rendered (see conftest: windowingMode)
     assert answers.count() >= 3
-
-
-@pytest.mark.parametrize("lab", LABS)
-def test_student_notebook_runs_up_to_its_first_answer(jupyterlab, page, lab: str) -> None:
-    page.goto(jupyterlab.notebook_url(f"notebooks/{lab}.ipynb"))
-    wait_for_kernel(page)
     first_answer = page.locator(".jp-Notebook .jp-Cell", has_text="# Answer ").first
     first_answer.locator(".jp-InputPrompt").click()  # select it (command mode)
     run_menu(page, "Run All Above Selected Cell")
