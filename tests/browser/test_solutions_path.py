@@ -1,5 +1,10 @@
-"""The solutions notebooks in JupyterLab, smoke profile: Run All Cells from the Run menu leaves no
-error output and no browser console error, and every widget of the lab responds to its controls."""
+"""The solutions notebooks with an explorer (labs 01 and 03) in JupyterLab, smoke profile: Run
+All Cells from the Run menu leaves no error output and no browser console error, and every
+widget of the lab responds to its controls.
+
+Labs 02 and 04 hold no widget but progress bars, which lab 01 shows too, and nbval executes them
+in the main suite; their Run All here cost about 40 s of a CI run that must stay under 10
+minutes (it took 10 min 6 s with them at 4d0c778)."""
 
 from __future__ import annotations
 
@@ -132,10 +137,6 @@ def test_lab01_runs_all_cells_and_its_explorer_responds(jupyterlab, page) -> Non
     explorer.screenshot(path=str(artifact(f"01-explorer-4-layer{first}-{side - 1}-{centre}.png")))
 
 
-def test_lab02_runs_all_cells(jupyterlab, page) -> None:
-    _run_all(jupyterlab, page, "02_densenet_resnext")
-
-
 def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -> None:
     _run_all(jupyterlab, page, "03_facenet_knn")
     browser = page.locator(".widget-vbox", has=page.locator(".widget-button", has_text="Next"))
@@ -177,7 +178,3 @@ def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -
     page.locator(".widget-button", has_text="Next").first.wait_for(timeout=60_000)
     assert page.get_by_text("Error displaying widget").count() == 0
     assert not [e for e in page.console_errors if "model not found" in e.lower()]
-
-
-def test_lab04_runs_all_cells(jupyterlab, page) -> None:
-    _run_all(jupyterlab, page, "04_bcnn_hbp")
