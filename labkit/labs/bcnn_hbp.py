@@ -33,7 +33,7 @@ from labkit.data.birds import carve_validation
 from labkit.data.lab_data import LabData
 from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_source
 from labkit.labs.settings import choose, shown
-from labkit.labs.stage import Stage, stage_optimizer
+from labkit.labs.stage import Stage, fit_stage
 from labkit.models.backbones import (
     TapBackbone,
     find_imagenet_weights,
@@ -42,7 +42,7 @@ from labkit.models.backbones import (
 )
 from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
 from labkit.session import Lab, start_lab
-from labkit.train import evaluate, fit
+from labkit.train import evaluate
 
 __all__ = [
     "LAB",
@@ -186,19 +186,12 @@ def train_stage(
     """
     model.set_frozen(frozen)
     trained = model.head if frozen else model
-    optimizer, scheduler = stage_optimizer(stage, trained.parameters())
-    return fit(
+    return fit_stage(
         distributed.wrap(model),
+        stage,
         _loader(train_set, stage.batch_size, settings, shuffle=True, seed=seed),
         _loader(val_set, settings.eval_batch_size, settings, shuffle=False, seed=seed),
-        optimizer=optimizer,
-        scheduler=scheduler,
-        num_epochs=stage.num_epochs,
-        accum_steps=stage.accum_steps,
-        loss_fn=nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing),
-        patience=stage.patience,
-        monitor="val_acc",
-        restore_best=True,
+        parameters=trained.parameters(),
         runs_dir=runs_dir,
         run_info={"seed": seed, "frozen": frozen, **(run_info or {})},
         progress=progress,

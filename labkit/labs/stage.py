@@ -7,13 +7,18 @@ training); library modules never see a `Stage`, only the optimizer and scheduler
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import torch
+from torch import nn
 
-__all__ = ["SCHEDULES", "Stage", "stage_optimizer"]
+from labkit.train import fit
+
+__all__ = ["SCHEDULES", "Stage", "fit_stage", "stage_optimizer"]
 
 SCHEDULES = ("plateau", "cosine")
 
@@ -67,3 +72,41 @@ def stage_optimizer(
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.num_epochs)
     return optimizer, scheduler
+
+
+def fit_stage(
+    model: nn.Module,
+    stage: Stage,
+    train_loader: Iterable,
+    val_loader: Iterable,
+    *,
+    parameters: Iterable[torch.nn.Parameter],
+    runs_dir: str | os.PathLike | None,
+    run_info: Mapping[str, Any],
+    progress: bool,
+    desc: str | None,
+) -> pd.DataFrame:
+    """One stage through `labkit.train.fit`: SGD over `parameters` (`stage_optimizer`), the
+    stage's epochs, accumulation and label smoothing, early stopping on the validation accuracy,
+    the best epoch's weights kept; with `runs_dir`, a finished run only loads.
+
+    Returns fit's history, one row per epoch.
+    """
+    optimizer, scheduler = stage_optimizer(stage, parameters)
+    return fit(
+        model,
+        train_loader,
+        val_loader,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        num_epochs=stage.num_epochs,
+        accum_steps=stage.accum_steps,
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing),
+        patience=stage.patience,
+        monitor="val_acc",
+        restore_best=True,
+        runs_dir=runs_dir,
+        run_info=run_info,
+        progress=progress,
+        desc=desc,
+    )

@@ -48,12 +48,11 @@ from labkit.data.synthbirds import SynthBirdsSpec
 from labkit.dense_evaluation import dense_scores, fully_convolutional
 from labkit.labs.birds import SOURCE_BIRDS, BirdsSettings, load_lab_source
 from labkit.labs.settings import choose, shown
-from labkit.labs.stage import Stage, stage_optimizer
+from labkit.labs.stage import Stage, fit_stage
 from labkit.metrics import top_k_error
 from labkit.models.vgg import VGG, VGG_CONFIGS, load_torchvision_weights, replace_head, vgg
 from labkit.multi_crop import crops_per_image, multi_crop_scores
 from labkit.session import Lab, start_lab
-from labkit.train import fit
 
 __all__ = [
     "LAB",
@@ -242,19 +241,12 @@ def _train(
 ) -> pd.DataFrame:
     """Every layer of `model` trained for one stage through `labkit.train.fit`, the best
     validation epoch's weights kept; with `runs_dir`, a finished run only loads."""
-    optimizer, scheduler = stage_optimizer(stage, model.parameters())
-    return fit(
+    return fit_stage(
         model,
+        stage,
         _loader(train_set, stage.batch_size, settings, shuffle=True, seed=seed),
         _loader(val_set, settings.eval_batch_size, settings, shuffle=False, seed=seed),
-        optimizer=optimizer,
-        scheduler=scheduler,
-        num_epochs=stage.num_epochs,
-        accum_steps=stage.accum_steps,
-        loss_fn=nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing),
-        patience=stage.patience,
-        monitor="val_acc",
-        restore_best=True,
+        parameters=model.parameters(),
         runs_dir=runs_dir,
         run_info={"seed": seed, **run_info},
         progress=progress,
