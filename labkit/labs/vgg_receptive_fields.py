@@ -18,6 +18,7 @@ Used in: 01_vgg_receptive_fields.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -360,8 +361,6 @@ def fine_tune(
 
     Returns the fine-tuned model and its history (one row per epoch).
     """
-    import copy
-
     model = copy.deepcopy(pretrained.model)
     seed_everything(seed)
     replace_head(model, len(split.class_names))
@@ -500,7 +499,7 @@ def compare_evaluations(
         "centre crop, Q middle": (
             lambda: multi_crop_scores(
                 model,
-                _resized(images, middle),
+                images,
                 scales=(middle,),
                 crop=settings.crop,
                 grid=1,
