@@ -7,6 +7,17 @@ from labkit.models.backbones import TapBackbone, small_vgg_backbone, vgg16_backb
 from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
 from labkit.models.densenet import DenseNet, densenet39, densenet_bc, densenet_channels
 from labkit.models.registry import get_model, list_models, register_model
+from labkit.models.res2net import (
+    Res2Net,
+    res2net,
+    res2net50_14w_8s,
+    res2net50_26w_4s,
+    res2net50_26w_6s,
+    res2net50_26w_8s,
+    res2net50_48w_2s,
+    res2net101_26w_4s,
+    split_receptive_fields,
+)
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
 from labkit.models.resnext import ResNeXt, resnext, resnext29_16x8d
 from labkit.models.summary import count_layers, count_parameters
@@ -38,6 +49,7 @@ __all__ = [
     "small_vgg_backbone",
     "vgg16_backbone",
     "DenseNet",
+    "Res2Net",
     "ResNeXt",
     "ResNetEmbedding",
     "count_layers",
@@ -48,9 +60,17 @@ __all__ = [
     "get_model",
     "list_models",
     "register_model",
+    "res2net",
+    "res2net50_14w_8s",
+    "res2net50_26w_4s",
+    "res2net50_26w_6s",
+    "res2net50_26w_8s",
+    "res2net50_48w_2s",
+    "res2net101_26w_4s",
     "resnet18_embedding",
     "resnext",
     "resnext29_16x8d",
+    "split_receptive_fields",
     "VGG",
     "VGG_CONFIGS",
     "conv_stack",

@@ -19,9 +19,12 @@ def _width_argument(name: str) -> str:
 
 def _small(name: str, size: int) -> tuple[dict, int]:
     """Arguments that keep a model small, and the input side to use: VGGs have 138M parameters
-    at full size and five 2x2 pools, so they are built narrow and fed at least 32 x 32."""
+    at full size and five 2x2 pools, so they are built narrow and fed at least 32 x 32; the
+    Res2Nets (25M to 48M) are built with 16 base channels, as the `res2net` default."""
     if name.startswith("vgg"):
         return {"width": 4, "hidden": 16, "grid": 1}, max(size, 32)
+    if name.startswith("res2net"):
+        return {"base_channels": 16}, size
     return {}, size
 
 
