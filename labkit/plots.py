@@ -550,12 +550,13 @@ class AttentionView(NamedTuple):
             tensor, (H, W) array), shown in grey.
         proposals: (P, 4) candidate patches, best first: the first `max_proposals` are drawn.
         kept: (K, 4) the patches the CNN filter kept.
-        saliency: (H, W) class-activation map in [0, 1], the image's size.
+        saliency: (H, W) map in [0, 1] (a class activation map, say), the image's size.
         object_box: (4,) the box found from the saliency; true_box: (4,) the annotated box.
         iou: IoU of the two boxes; None computes it from them.
         parts: (n, 4) the chosen part patches; groups: (n,) int, each part's group.
         true_parts: (15, 3) the annotated part keypoints x, y, visible (1 or 0).
         label, predicted: the true and the predicted class name ("017.Cardinal" or "Cardinal").
+        saliency_name: what the saliency map is, for its panel's title.
     Used in: 05_opam (`labkit.widgets.attention_viewer` browses them).
     """
 
@@ -571,6 +572,7 @@ class AttentionView(NamedTuple):
     true_parts: torch.Tensor | np.ndarray | None = None
     label: str | None = None
     predicted: str | None = None
+    saliency_name: str = "class activation map"
 
 
 _KEPT, _FOUND, _TRUE = "gold", "deepskyblue", "red"  # kept patches, object box found, true box
@@ -632,6 +634,7 @@ def _attention_arrays(view: AttentionView) -> dict:
     if groups is not None and np.any(groups != np.round(groups)):
         raise ValueError(f"AttentionView.groups must be whole numbers, got {groups.tolist()}")
     arrays["groups"] = None if groups is None else groups.astype(int)
+    arrays["saliency_name"] = str(view.saliency_name)
     return arrays
 
 
@@ -733,7 +736,7 @@ def _patches_panel(ax: Axes, a: dict, max_proposals: int) -> None:
 
 
 def _saliency_panel(ax: Axes, a: dict) -> None:
-    _base_panel(ax, a["picture"], "saliency\nclass activation map")
+    _base_panel(ax, a["picture"], f"saliency\n{a['saliency_name']}")
     height, width = a["picture"].shape[:2]
     if a["saliency"] is None:
         _not_computed(ax, "saliency")

@@ -67,6 +67,7 @@ def fuse_scores(
         weights: one non-negative weight per network, summing to 1 (so the result is again
             a probability per class), e.g. `AUTHORS_WEIGHTS`.
         softmax: False when `scores` already hold probabilities.
+        criterion: "accuracy" or "log_loss".
 
     Returns:
         (N, num_classes) fused probabilities; their argmax is the prediction.
@@ -130,12 +131,17 @@ def choose_fusion_weights(
     step: float = 0.1,
     seed: int = 0,
     softmax: bool = True,
+    criterion: str = "accuracy",
 ) -> FusionChoice:
     """Fusion weights by k-fold cross-validation over `weight_grid(len(scores), step)`.
 
-    Each fold picks the grid weights most accurate on the other folds and scores them on
-    itself; the mean of those held-out accuracies estimates how well choosing weights this way
-    generalises. The returned weights are the grid's best on all the given images. All grid
+    Each fold picks the grid weights best on the other folds by `criterion` and scores their
+    accuracy on itself; the mean of those held-out accuracies estimates how well choosing
+    weights this way generalises. The returned weights are the grid's best on all the given
+    images. `criterion` "accuracy" counts right answers; "log_loss" is the mean of
+    -log(fused probability of the true class), which on a few dozen images separates weights
+    that accuracy ties (one image is a whole step of accuracy) and does not reward a network
+    that happens to be lucky on them. All grid
     points are scored at once (one einsum per block of images). Ties go to the first grid row,
     the most even weights (see `weight_grid`).
 
@@ -150,6 +156,7 @@ def choose_fusion_weights(
         step: the grid's step.
         seed: the folds' shuffle.
         softmax: False when `scores` already hold probabilities.
+        criterion: "accuracy" or "log_loss".
 
     Returns:
         FusionChoice(weights (num_scores,), accuracy, cv_accuracy, folds) with folds columns
@@ -166,14 +173,21 @@ def choose_fusion_weights(
         )
     if not 2 <= n_splits <= len(labels):
         raise ValueError(f"n_splits must be in 2 .. {len(labels)} (the images), got {n_splits}")
+    if criterion not in ("accuracy", "log_loss"):
+        raise ValueError(f"criterion must be 'accuracy' or 'log_loss', got {criterion!r}")
     grid = weight_grid(len(probs), step)  # (G, S) float64
     correct = _grid_correct(probs, labels, grid.to(probs)).float()  # (G, N)
+    if criterion == "accuracy":
+        merit = correct
+    else:  # the fused probability of the true class is the weights times each network's
+        true_class = probs.gather(2, labels.view(1, -1, 1).expand(len(probs), -1, 1))[..., 0]
+        merit = torch.log(grid.to(probs) @ true_class + 1e-12)  # (G, N), higher is better
     rows = []
     folds = KFold(n_splits, shuffle=True, random_state=seed).split(labels.cpu().numpy())
     for fold, split in enumerate(folds):
         train, held_out = (torch.as_tensor(idx, device=probs.device) for idx in split)
+        best = int(merit[:, train].mean(dim=1).argmax())  # the first of tied rows
         train_acc = correct[:, train].mean(dim=1)  # (G,)
-        best = int(train_acc.argmax())  # argmax keeps the first of tied rows
         rows.append(
             {
                 "fold": fold,
@@ -184,8 +198,7 @@ def choose_fusion_weights(
             }
         )
     table = pd.DataFrame(rows)
-    overall = correct.mean(dim=1)
-    best = int(overall.argmax())
+    best = int(merit.mean(dim=1).argmax())
     return FusionChoice(
-        grid[best], overall[best].item(), float(table["held_out_accuracy"].mean()), table
+        grid[best], correct[best].mean().item(), float(table["held_out_accuracy"].mean()), table
     )

@@ -6,6 +6,11 @@ that box localises the bird.
   linear layer, M_c(x, y) = sum_u w_u^c f_u(x, y), with f_u the last convolution's channel u and
   w^c the linear layer's row for class c. No gradient is needed. OPAM uses the predicted class,
   never the label, so the same code runs on test images.
+- The class-agnostic activation map (Wei et al., "Selective Convolutional Descriptor
+  Aggregation for Fine-Grained Image Retrieval", TIP 2017): the sum of the last convolution's
+  maps over channels, where the network responds at all, whatever the class. A CAM favours the
+  few places that tell the classes apart (on the synthetic birds, the head); the summed
+  activations cover more of the object. Lab 05 measures both.
 - The object box (OPAM): the map upsampled to the image, binarised, its largest connected
   region (`scipy.ndimage.label`), that region's bounding box.
 - Localisation is scored against the true boxes: IoU per image and the fraction of images with
@@ -33,12 +38,14 @@ from labkit.model_utils import eval_mode, model_device
 
 __all__ = [
     "Saliency",
+    "activation_maps",
     "captured_output",
     "class_activation_maps",
     "localisation_iou",
     "object_box",
     "object_boxes",
     "saliency_maps",
+    "scaled",
 ]
 
 
@@ -80,19 +87,29 @@ def class_activation_maps(
     return torch.einsum("nchw,nc->nhw", features, fc_weight[classes].to(features.dtype))
 
 
+def activation_maps(features: torch.Tensor) -> torch.Tensor:
+    """The class-agnostic map: the last convolution's maps summed over channels (SCDA).
+
+    (N, C, h, w) -> (N, h, w). Raises ValueError for another shape.
+    """
+    if features.dim() != 4:
+        raise ValueError(f"need features (N, C, h, w), got {tuple(features.shape)}")
+    return features.sum(dim=1)
+
+
+def scaled(maps: torch.Tensor) -> torch.Tensor:
+    """Each of (N, h, w) maps min-max scaled to [0, 1] (a constant map becomes zeros)."""
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    span = maps.amax(dim=(1, 2), keepdim=True) - low
+    return (maps - low) / span.clamp_min(torch.finfo(maps.dtype).tiny)
+
+
 class Saliency(NamedTuple):
     """What `saliency_maps` returns for N images."""
 
     maps: torch.Tensor  # (N, H, W) float32 in [0, 1], at the images' size
     predicted: torch.Tensor  # (N,) int64, the class each map is for
     probabilities: torch.Tensor  # (N, K) float32, the soft-max of the logits
-
-
-def _normalise(maps: torch.Tensor) -> torch.Tensor:
-    """Each map min-max scaled to [0, 1] (a constant map becomes zeros)."""
-    low = maps.amin(dim=(1, 2), keepdim=True)
-    span = maps.amax(dim=(1, 2), keepdim=True) - low
-    return (maps - low) / span.clamp_min(torch.finfo(maps.dtype).tiny)
 
 
 def saliency_maps(
@@ -135,7 +152,7 @@ def saliency_maps(
             cam = class_activation_maps(outputs[-1].float(), classifier.weight.float(), classes)
             cam = F.interpolate(cam[:, None], size=images.shape[-2:], mode="bilinear",
                                 align_corners=False)[:, 0]  # fmt: skip
-            maps.append(_normalise(cam).cpu())
+            maps.append(scaled(cam).cpu())
             predicted.append(classes.cpu())
             probabilities.append(logits.float().softmax(dim=1).cpu())
     return Saliency(torch.cat(maps), torch.cat(predicted), torch.cat(probabilities))

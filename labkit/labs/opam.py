@@ -18,9 +18,10 @@ Peng, He and Zhao, "Object-Part Attention Model for Fine-grained Image Classific
 The backbone: VGG-16 with ImageNet weights when they are on disk; without them labkit
 pretrains the settings' backbone once on the synthetic source-task species, in the same runs
 folder as lab 04 (the same settings train it once for both labs). `cpu` and `smoke` use a narrow
-VGG with batch norm. Early stopping, the best epoch and the fusion weights all watch the
-validation split, never the test set; the synthetic birds' true boxes and parts only score what
-the attention found.
+VGG with batch norm. The three networks train a fixed number of epochs on a cosine schedule,
+the last epoch kept: the validation split carved from training chooses only the fusion
+weights, never the test set; the synthetic birds' true boxes and parts only score what the
+attention found.
 
 Used in: 05_opam.
 """
@@ -50,10 +51,12 @@ from labkit.attention.parts import (
 )
 from labkit.attention.proposals import propose_patches
 from labkit.attention.saliency import (
+    activation_maps,
     captured_output,
     class_activation_maps,
     localisation_iou,
     object_boxes,
+    scaled,
 )
 from labkit.config import run_dir, seed_everything
 from labkit.data.birds import carve_validation
@@ -94,6 +97,10 @@ __all__ = [
 LAB = "05_opam"
 TEACHES = "object-part attention (OPAM): patches, CAM saliency, object box, parts, fusion"
 BACKBONES = ("vgg16", "small_vgg")
+# "cam": OPAM's class activation map of the predicted class; "activation": the class-agnostic
+# sum of the last convolution's maps (SCDA), which the cpu profile's small network localises with
+SALIENCY = ("cam", "activation")
+SALIENCY_NAMES = {"cam": "class activation map", "activation": "summed activations"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,7 @@ class Settings(BirdsSettings):
     patch_batch_size: int = 64  # patches a forward pass scores (batches of 64 ran fastest on a CPU)
     filter_threshold: float = 0.5  # a patch is kept when its label's soft-max score exceeds this
     patches_per_image: int = 5  # kept patches per training image that ClassNet also trains on
+    saliency: str = field(default="cam", metadata=shown("{} saliency"))  # one of SALIENCY
     saliency_threshold: float = 0.2  # binarisation level on the [0, 1] map (the CAM paper's 20%)
     min_iou: float = 0.0  # object constraint: a part's IoU with the object box must exceed this
     min_inside: float = 0.4  # ... and more than this fraction of the part inside the object box
@@ -118,23 +126,28 @@ class Settings(BirdsSettings):
     part_size: int = 224  # side of a part crop, pixels
     fusion_folds: int = 5  # k of the k-fold cross-validation of the fusion weights
     fusion_step: float = 0.1  # grid step of the fusion weights
+    fusion_criterion: str = "log_loss"  # what the folds choose by: "log_loss" or "accuracy"
     pretrain: Stage = Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05,
                             weight_decay=5e-4, schedule="cosine",
                             label_smoothing=0.1)  # fmt: skip
+    # the networks train a fixed number of epochs on a cosine schedule: nothing is chosen on the
+    # validation images, which choose the fusion weights
     classnet: Stage = Stage(num_epochs=20, batch_size=16, accum_steps=2, lr=1e-3,
-                            weight_decay=1e-5, patience=5)  # fmt: skip
+                            weight_decay=1e-5, schedule="cosine")  # fmt: skip
     patches: Stage = Stage(num_epochs=10, batch_size=16, accum_steps=2, lr=1e-3,
-                           weight_decay=1e-5, patience=4)  # fmt: skip
+                           weight_decay=1e-5, schedule="cosine")  # fmt: skip
     objectnet: Stage = Stage(num_epochs=10, batch_size=16, accum_steps=2, lr=1e-3,
-                             weight_decay=1e-5, patience=4)  # fmt: skip
+                             weight_decay=1e-5, schedule="cosine")  # fmt: skip
     partnet: Stage = Stage(num_epochs=15, batch_size=8, accum_steps=4, lr=1e-3,
-                           weight_decay=1e-5, patience=4)  # fmt: skip
+                           weight_decay=1e-5, schedule="cosine")  # fmt: skip
 
     def __post_init__(self) -> None:
         """Check field types (see `LabSettings`), the backbone's name and the thresholds."""
         super().__post_init__()
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+        if self.saliency not in SALIENCY:
+            raise ValueError(f"unknown saliency {self.saliency!r}; choose one of {SALIENCY}")
         if not 0.0 <= self.saliency_threshold < 1.0:
             raise ValueError(
                 f"saliency_threshold must be in [0, 1) (the map is scaled to [0, 1]), got "
@@ -152,29 +165,35 @@ PROFILES = {
     # the backbone, data sizes and pretraining are lab 04's cpu ones: one pretraining for both
     "cpu": Settings(
         profile="cpu", backbone="small_vgg", width=24, resize=112, crop=96, attention_size=112,
-        synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"], proposals=24,
-        patches_per_image=2, part_size=64,
+        synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"], saliency="activation",
+        proposals=16, patches_per_image=2, part_size=48,
         pretrain=Stage(num_epochs=20, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
                        schedule="cosine", label_smoothing=0.1),
         classnet=Stage(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
-                       patience=4),
-        patches=Stage(num_epochs=3, batch_size=16, accum_steps=2, lr=0.003, weight_decay=1e-5),
-        objectnet=Stage(num_epochs=5, batch_size=16, accum_steps=2, lr=0.003,
-                        weight_decay=1e-5, patience=3),
-        partnet=Stage(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
-                      patience=3),
+                       schedule="cosine"),
+        patches=Stage(num_epochs=2, batch_size=16, accum_steps=2, lr=0.002, weight_decay=1e-5,
+                      schedule="cosine"),
+        objectnet=Stage(num_epochs=4, batch_size=16, accum_steps=2, lr=0.003,
+                        weight_decay=1e-5, schedule="cosine"),
+        partnet=Stage(num_epochs=6, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                      schedule="cosine"),
     ),
     "smoke": Settings(
         profile="smoke", backbone="small_vgg", width=8, resize=56, crop=48, attention_size=56,
+        saliency="activation",
         synthetic=SYNTHETIC_BIRDS["smoke"], source=SOURCE_BIRDS["smoke"], val_fraction=0.2,
         proposals=12, patches_per_image=1, part_size=32, fusion_folds=2, fusion_step=0.25,
         filter_threshold=0.2,
         pretrain=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4,
                        schedule="cosine"),
-        classnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5),
-        patches=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5),
-        objectnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5),
-        partnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5),
+        classnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                       schedule="cosine"),
+        patches=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5,
+                      schedule="cosine"),
+        objectnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5,
+                        schedule="cosine"),
+        partnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                      schedule="cosine"),
     ),
 }  # fmt: skip
 
@@ -263,11 +282,13 @@ def cam_layers(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
     what class activation maps need (`labkit.attention.saliency_maps`)."""
     if isinstance(model, GAPNet):
         return model.backbone.features[-1], model.head.fc
-    if hasattr(model, "features") and isinstance(getattr(model, "fc", None), nn.Linear):
-        return model.features, model.fc  # labkit's Res2Net: features(x), then pool, then fc
+    if isinstance(getattr(model, "layer4", None), nn.Module) and isinstance(
+        getattr(model, "fc", None), nn.Linear
+    ):
+        return model.layer4, model.fc  # labkit's Res2Net, torchvision's ResNets: pool, then fc
     raise TypeError(
         f"{type(model).__name__} has no global-average-pool-plus-linear head: class activation "
-        "maps need one (labkit's GAPNet, or a model with .features and .fc)"
+        "maps need one (labkit's GAPNet or Res2Net, torchvision's ResNets)"
     )
 
 
@@ -291,9 +312,10 @@ def train_network(
     progress: bool = True,
 ) -> pd.DataFrame:
     """One of the lab's networks, every parameter trained, through `labkit.train.fit`
-    (`fit_stage`: SGD, the stage's schedule, early stopping and best epoch on `val_set`),
-    checkpointed under the lab's runs folder in `name`, keyed by `run_info` and the stage: a
-    finished run only loads. Returns fit's history."""
+    (`fit_stage`: SGD and the stage's schedule), checkpointed under the lab's runs folder in
+    `name`, keyed by `run_info` and the stage: a finished run only loads. The last epoch is
+    kept and nothing stops early: `val_set` is only watched, so that its scores stay honest for
+    choosing the fusion weights (`fusion_table`). Returns fit's history."""
     s: Settings = lab.settings  # type: ignore[assignment]
     seed_everything(lab.seed)
     workers = {"num_workers": s.num_workers, "persistent_workers": s.num_workers > 0}
@@ -303,7 +325,7 @@ def train_network(
     val_loader = DataLoader(val_set, batch_size=s.eval_batch_size, **workers)
     return fit_stage(model, stage, train_loader, val_loader, parameters=model.parameters(),
                      runs_dir=lab.run_dir(name), run_info={"seed": lab.seed, **run_info},
-                     progress=progress, desc=name)  # fmt: skip
+                     progress=progress, desc=name, restore_best=False)  # fmt: skip
 
 
 def network_scores(model: nn.Module, dataset: Dataset, batch_size: int = 64) -> torch.Tensor:
@@ -388,7 +410,9 @@ class Attention:
         labels: (N,) the true labels (used to score, never to find anything).
         probabilities: (N, K) ClassNet's soft-max scores of the whole images.
         predicted: (N,) the class whose activation map was taken.
-        cams: (N, h, w) the maps at the feature grid, scaled to [0, 1].
+        cams: (N, h, w) the class activation maps of the predicted class, and
+        activations: (N, h, w) the class-agnostic maps, both at the feature grid, in [0, 1];
+        maps: the one of the two the settings' `saliency` names, which found the boxes.
         object_boxes: (N, 4) the boxes found; true_boxes (N, 4), true_parts (N, P, 3).
         proposals: the candidate patches of each image; kept: those the filter kept (their
             score for the predicted class, or the label for training images, passed it).
@@ -401,6 +425,8 @@ class Attention:
     probabilities: torch.Tensor
     predicted: torch.Tensor
     cams: torch.Tensor
+    activations: torch.Tensor
+    maps: torch.Tensor
     object_boxes: torch.Tensor
     true_boxes: torch.Tensor
     true_parts: torch.Tensor
@@ -416,7 +442,7 @@ class Attention:
 
     def saliency(self, i: int, size: tuple[int, int]) -> torch.Tensor:
         """Image i's map upsampled (bilinear) to `size` (H, W), in [0, 1]."""
-        return _upsampled(self.cams[i : i + 1], size)[0]
+        return _upsampled(self.maps[i : i + 1], size)[0]
 
 
 def _upsampled(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -446,15 +472,16 @@ def locate(
 ) -> Attention:
     """Object-level attention on every whole image, and the patch filter.
 
-    For each image: ClassNet's class activation map of its predicted class (scaled to [0, 1]),
-    the object box (the largest region of the upsampled map at `settings.saliency_threshold`,
-    `object_boxes`), and the proposals whose soft-max score for the predicted class (the
-    label's with `use_labels`, for training images) passes `settings.filter_threshold`.
+    For each image: ClassNet's class activation map of its predicted class and its
+    class-agnostic activation map (each scaled to [0, 1]), the object box (the largest region
+    of the settings' map, upsampled, at `settings.saliency_threshold`: `object_boxes`), and
+    the proposals whose soft-max score for the predicted class (the label's with
+    `use_labels`, for training images) passes `settings.filter_threshold`.
     """
     _, classifier = cam_layers(classnet)
-    out: dict[str, list] = {k: [] for k in ("labels", "probabilities", "predicted", "cams",
-                                            "object_boxes", "true_boxes", "true_parts",
-                                            "kept")}  # fmt: skip
+    keys = ("labels", "probabilities", "predicted", "cams", "activations", "object_boxes",
+            "true_boxes", "true_parts", "kept")  # fmt: skip
+    out: dict[str, list] = {k: [] for k in keys}
     start = 0
     loader = DataLoader(whole, batch_size=settings.eval_batch_size)
     with eval_mode(classnet):
@@ -465,9 +492,9 @@ def locate(
             predicted = logits.argmax(dim=1)
             cams = class_activation_maps(features, classifier.weight.detach().float().cpu(),
                                          predicted)  # fmt: skip
-            low = cams.amin(dim=(1, 2), keepdim=True)
-            cams = (cams - low) / (cams.amax(dim=(1, 2), keepdim=True) - low).clamp_min(1e-12)
-            maps = _upsampled(cams, tuple(images.shape[-2:]))
+            cams, activations = scaled(cams), scaled(activation_maps(features))
+            chosen = cams if settings.saliency == "cam" else activations
+            maps = _upsampled(chosen, tuple(images.shape[-2:]))
             classes = labels if use_labels else predicted
             scores = patch_scores(
                 classnet,
@@ -483,12 +510,14 @@ def locate(
             out["probabilities"].append(logits.softmax(dim=1))
             out["predicted"].append(predicted)
             out["cams"].append(cams)
+            out["activations"].append(activations)
             out["object_boxes"].append(object_boxes(maps, settings.saliency_threshold))
             out["true_boxes"].append(boxes)
             out["true_parts"].append(true_parts)
             start = stop
     fields = {k: torch.cat(v) for k, v in out.items() if k != "kept"}
-    return Attention(**fields, proposals=list(proposals), kept=out["kept"])
+    maps = fields["cams"] if settings.saliency == "cam" else fields["activations"]
+    return Attention(**fields, maps=maps, proposals=list(proposals), kept=out["kept"])
 
 
 def candidate_parts(attention: Attention, i: int, settings: Settings) -> torch.Tensor:
@@ -529,7 +558,7 @@ def choose_parts(
             images = batch[0]
             _, features = _features(classnet, images)
             size = tuple(images.shape[-2:])
-            maps = _upsampled(attention.cams[start : start + len(images)], size)
+            maps = _upsampled(attention.maps[start : start + len(images)], size)
             for j in range(len(images)):
                 candidates = candidate_parts(attention, start + j, settings)
                 choice = select_parts(candidates, attention.object_boxes[start + j], maps[j], n=n)
@@ -544,11 +573,16 @@ def choose_parts(
 
 
 def attention_view(
-    attention: Attention, whole: Dataset, i: int, class_names: tuple[str, ...]
+    attention: Attention,
+    whole: Dataset,
+    i: int,
+    class_names: tuple[str, ...],
+    saliency: str = "cam",
 ) -> AttentionView:
     """Everything found on image i, for `labkit.widgets.attention_viewer` and
     `render_attention`: proposals, kept patches, map, object and true boxes, aligned parts
-    (their slot is their group) and true part locations."""
+    (their slot is their group) and true part locations. `saliency` names the map the
+    attention used (the settings' `saliency`), for the figure's title."""
     image = whole[i][0]
     parts = attention.parts[i] if attention.parts is not None else None
     return AttentionView(
@@ -564,6 +598,7 @@ def attention_view(
         true_parts=attention.true_parts[i],
         label=class_names[int(attention.labels[i])],
         predicted=class_names[int(attention.predicted[i])],
+        saliency_name=SALIENCY_NAMES[saliency],
     )
 
 
@@ -620,7 +655,8 @@ def fusion_table(
     names = ("ClassNet", "ObjectNet", "PartNet")
     choice = choose_fusion_weights([val_scores[k] for k in names], val_labels,
                                    n_splits=settings.fusion_folds, step=settings.fusion_step,
-                                   seed=seed, softmax=False)  # fmt: skip
+                                   seed=seed, softmax=False,
+                                   criterion=settings.fusion_criterion)  # fmt: skip
     rows = []
     for name in names:
         weights = [1.0 if k == name else 0.0 for k in names]

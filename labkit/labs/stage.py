@@ -85,10 +85,12 @@ def fit_stage(
     run_info: Mapping[str, Any],
     progress: bool,
     desc: str | None,
+    restore_best: bool = True,
 ) -> pd.DataFrame:
     """One stage through `labkit.train.fit`: SGD over `parameters` (`stage_optimizer`), the
     stage's epochs, accumulation and label smoothing, early stopping on the validation accuracy,
-    the best epoch's weights kept; with `runs_dir`, a finished run only loads.
+    the best epoch's weights kept (with `restore_best=False` the last epoch's: the validation
+    images then choose nothing); with `runs_dir`, a finished run only loads.
 
     Returns fit's history, one row per epoch.
     """
@@ -104,7 +106,7 @@ def fit_stage(
         loss_fn=nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing),
         patience=stage.patience,
         monitor="val_acc",
-        restore_best=True,
+        restore_best=restore_best,
         runs_dir=runs_dir,
         run_info=run_info,
         progress=progress,

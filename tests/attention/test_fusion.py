@@ -142,3 +142,21 @@ def test_ties_go_to_the_most_even_weights():
     assert (
         choice.folds[["weight_0", "weight_1", "weight_2"]].values.tolist() == [[0.4, 0.3, 0.3]] * 2
     )
+
+
+def test_log_loss_criterion_prefers_the_better_calibrated_mix_that_accuracy_ties() -> None:
+    # two networks right on the same images; the second more confident where the first errs
+    labels = torch.tensor([0, 1, 0, 1])
+    first = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]])
+    second = torch.tensor([[0.6, 0.4], [0.4, 0.6], [0.9, 0.1], [0.1, 0.9]])
+    by_accuracy = choose_fusion_weights([first, second], labels, n_splits=2, step=0.5,
+                                        softmax=False)  # fmt: skip
+    by_loss = choose_fusion_weights([first, second], labels, n_splits=2, step=0.5,
+                                    softmax=False, criterion="log_loss")  # fmt: skip
+    assert by_accuracy.accuracy == by_loss.accuracy == 1.0
+    grid = weight_grid(2, 0.5)
+    losses = [-torch.log(w[0] * first[range(4), labels] + w[1] * second[range(4), labels]).mean()
+              for w in grid]  # fmt: skip
+    assert by_loss.weights.tolist() == grid[int(torch.stack(losses).argmin())].tolist()
+    with pytest.raises(ValueError, match="criterion must be"):
+        choose_fusion_weights([first, second], labels, n_splits=2, criterion="f1")

@@ -10,12 +10,14 @@ import torch
 from torchvision.ops import box_iou
 
 from labkit.attention.saliency import (
+    activation_maps,
     captured_output,
     class_activation_maps,
     localisation_iou,
     object_box,
     object_boxes,
     saliency_maps,
+    scaled,
 )
 from labkit.models.backbones import small_vgg_backbone
 from labkit.models.bilinear import GAPNet
@@ -134,3 +136,14 @@ def test_localisation_iou_is_the_diagonal_of_box_iou() -> None:
     assert localisation_iou(torch.tensor([[0.0, 0, 2, 2]]), torch.tensor([[2.0, 0, 4, 2]])) == 0
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         localisation_iou(found, true[:3])
+
+
+def test_activation_maps_sum_the_channels_and_scaled_maps_span_zero_to_one() -> None:
+    features = torch.rand(2, 5, 3, 4, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(activation_maps(features), features.sum(dim=1))
+    maps = scaled(activation_maps(features))
+    assert maps.amin(dim=(1, 2)).tolist() == [0.0, 0.0]
+    torch.testing.assert_close(maps.amax(dim=(1, 2)), torch.ones(2))
+    assert scaled(torch.ones(1, 2, 2)).eq(0).all()  # a constant map: zeros, not NaN
+    with pytest.raises(ValueError, match=r"\(N, C, h, w\)"):
+        activation_maps(torch.zeros(5, 3, 4))

@@ -1,4 +1,4 @@
-"""The solutions notebooks with an explorer (labs 01 and 03) in JupyterLab, smoke profile: Run
+"""The solutions notebooks with an explorer (labs 01, 03 and 05) in JupyterLab, smoke profile: Run
 All Cells from the Run menu leaves no error output and no browser console error, and every
 widget of the lab responds to its controls.
 
@@ -178,3 +178,37 @@ def test_lab03_runs_all_cells_and_its_error_browser_responds(jupyterlab, page) -
     page.locator(".widget-button", has_text="Next").first.wait_for(timeout=60_000)
     assert page.get_by_text("Error displaying widget").count() == 0
     assert not [e for e in page.console_errors if "model not found" in e.lower()]
+
+
+def test_lab05_runs_all_cells_and_its_attention_viewer_responds(jupyterlab, page) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1200})
+    _run_all(jupyterlab, page, "05_opam")
+    viewer = page.locator(".labkit-attention")
+    viewer.wait_for(timeout=30_000)
+    viewer.scroll_into_view_if_needed()
+    caption = viewer.locator(".widget-html-content").first
+    readout = viewer.locator(".widget-readout").first
+    picture = viewer.locator("img")
+    first = caption.inner_text()
+    count = int(re.match(r"image 0 of (\d+) \(0 to \d+\): true ", first).group(1))
+    assert count >= 2 and readout.inner_text() == "0", (count, readout.inner_text())
+    assert re.search(r"IoU [01]\.\d\d$", first), first
+    src = picture.get_attribute("src")
+    viewer.screenshot(path=str(artifact("05-attention-viewer-0.png")))
+    viewer.locator(".widget-button", has_text="Next").click()
+    page.wait_for_function(
+        "el => el.textContent.startsWith('image 1 of')", arg=caption.element_handle()
+    )
+    assert readout.inner_text() == "1" and picture.get_attribute("src") != src
+    viewer.screenshot(path=str(artifact("05-attention-viewer-1.png")))
+    viewer.locator(".widget-slider .ui-slider-handle, .widget-slider .noUi-handle").first.focus()
+    page.keyboard.press("End")  # the slider by keyboard: to the last image
+    page.wait_for_function(
+        f"el => el.textContent.startsWith('image {count - 1} of')", arg=caption.element_handle()
+    )
+    assert readout.inner_text() == str(count - 1)
+    viewer.locator(".widget-button", has_text="Previous").click()
+    page.wait_for_function(
+        f"el => el.textContent.startsWith('image {count - 2} of')", arg=caption.element_handle()
+    )
+    assert not page.console_errors, page.console_errors

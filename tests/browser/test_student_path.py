@@ -7,7 +7,9 @@ import pytest
 from jlab import artifact, error_outputs, run_menu, wait_for_kernel, wait_until_done
 
 pytestmark = pytest.mark.browser
-LABS = ("01_vgg_receptive_fields", "02_densenet_resnext", "03_facenet_knn", "04_bcnn_hbp")
+LABS = (
+    "01_vgg_receptive_fields", "02_densenet_resnext", "03_facenet_knn", "04_bcnn_hbp", "05_opam",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("lab", LABS)

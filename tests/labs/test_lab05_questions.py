@@ -138,6 +138,38 @@ WRONG = [
         "    return inter / (a[..., 2:] - a[..., :2]).prod(dim=-1)",
         "your IoU differs from torchvision.ops.box_iou",
     ),
+    (  # the pixel-inclusive convention: width x2 - x1 + 1
+        "q1_iou",
+        "def iou(a, b):\n"
+        "    a, b = a[:, None], b[None]\n"
+        "    lo = torch.maximum(a[..., :2], b[..., :2])\n"
+        "    hi = torch.minimum(a[..., 2:], b[..., 2:])\n"
+        "    inter = (hi - lo + 1).clamp(min=0).prod(dim=-1)\n"
+        "    area = lambda x: (x[..., 2:] - x[..., :2] + 1).prod(dim=-1)\n"
+        "    return inter / (area(a) + area(b) - inter)",
+        "with no + 1",
+    ),
+    (  # strictly above the threshold
+        "q2_object_box",
+        "_right = object_box_from\n"
+        "def object_box_from(saliency, threshold):\n"
+        "    return _right(saliency, threshold + 1e-6)",
+        "pixels exactly at the threshold are kept",
+    ),
+    (  # the region with the largest box, not the most pixels
+        "q2_object_box",
+        "def object_box_from(saliency, threshold):\n"
+        "    regions, count = ndimage.label(np.asarray(saliency) >= threshold, np.ones((3, 3)))\n"
+        "    if count == 0:\n"
+        "        return torch.tensor([0.0, 0, saliency.shape[1], saliency.shape[0]])\n"
+        "    boxes = []\n"
+        "    for r in range(1, count + 1):\n"
+        "        rows, cols = np.nonzero(regions == r)\n"
+        "        boxes.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])\n"
+        "    area = lambda b: (b[2] - b[0]) * (b[3] - b[1])\n"
+        "    return torch.tensor(max(boxes, key=area))",
+        "the largest region is the one with the most pixels",
+    ),
     (  # the first region, not the largest
         "q2_object_box",
         "def object_box_from(saliency, threshold):\n"
@@ -203,6 +235,22 @@ WRONG = [
         "        return float('-inf')\n"
         "    return float(torch.log(room.double()) + torch.log(saliency[union].double().mean()))",
         "subtract A_O",
+    ),
+    (  # the mean over the parts' pixels one part after the other (overlap counted twice)
+        "q3_part_score",
+        "_right = part_score\n"
+        "def part_score(parts, object_box, saliency):\n"
+        "    value = _right(parts, object_box, saliency)\n"
+        "    if value == float('-inf'):\n"
+        "        return value\n"
+        "    h, w = saliency.shape\n"
+        "    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')\n"
+        "    mask = lambda b: (xs >= b[0]) & (xs < b[2]) & (ys >= b[1]) & (ys < b[3])\n"
+        "    union = mask(parts[0]) | mask(parts[1])\n"
+        "    both = torch.cat([saliency[mask(p)] for p in parts]).double().mean()\n"
+        "    mean = saliency[union].double().mean()\n"
+        "    return value - float(torch.log(mean)) + float(torch.log(both))",
+        "each pixel once",
     ),
     (  # nan instead of -inf when nothing is left
         "q3_part_score",

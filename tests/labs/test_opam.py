@@ -82,6 +82,7 @@ def _attention(parts: torch.Tensor, true_parts: torch.Tensor) -> l5.Attention:
     return l5.Attention(
         labels=torch.zeros(n, dtype=torch.long), probabilities=torch.ones(n, 1),
         predicted=torch.zeros(n, dtype=torch.long), cams=torch.zeros(n, 2, 2),
+        activations=torch.zeros(n, 2, 2), maps=torch.zeros(n, 2, 2),
         object_boxes=torch.zeros(n, 4), true_boxes=torch.zeros(n, 4), true_parts=true_parts,
         proposals=[torch.zeros(0, 4)] * n, kept=[torch.zeros(0, 4)] * n, parts=parts,
     )  # fmt: skip
@@ -127,3 +128,21 @@ def test_fusion_table_compares_networks_and_both_fusions() -> None:
         0.5, 0.3, 0.2,
     )  # fmt: skip
     assert len(choice.folds) == l5.settings("smoke").fusion_folds
+
+
+def test_a_res2net_serves_as_classnet_for_class_activation_maps() -> None:
+    from labkit.attention.saliency import captured_output, class_activation_maps
+    from labkit.models.res2net import res2net
+
+    torch.manual_seed(0)
+    model = res2net(num_classes=4).eval()  # the narrow Res2Net: 26w x 4s, base width 16
+    feature_layer, classifier = l5.cam_layers(model)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), captured_output(feature_layer) as maps:
+        logits = model(images)
+    cams = class_activation_maps(maps[-1], classifier.weight, logits.argmax(dim=1))
+    picked = logits.max(dim=1).values - classifier.bias[logits.argmax(dim=1)]
+    torch.testing.assert_close(cams.mean(dim=(1, 2)), picked, rtol=1e-4, atol=1e-5)
+    assert isinstance(l5.last_convolution(model), torch.nn.Conv2d)
+    with pytest.raises(TypeError, match="no global-average-pool-plus-linear head"):
+        l5.cam_layers(torch.nn.Linear(2, 2))
