@@ -1,8 +1,10 @@
-"""Lab 05's questions graded from real submissions: full marks, and two failures with messages.
+"""Lab 05's questions graded from a real submission: one question right, two wrong with messages.
 
-Each submission runs the whole lab in the smoke profile (ClassNet, proposals, attention,
-ObjectNet, PartNet and fusion, a few seconds each), so this is one `grade_folder` call over two
-notebooks.
+The submission runs the whole lab in the smoke profile (ClassNet, proposals, attention,
+ObjectNet, PartNet and fusion) in its own kernel, so its values go through the grader's export
+and checks as a student's do. The model answers' full marks are checked in-process, question by
+question, in `tests/labs/test_lab05_questions.py` (one notebook here, not two: the suite's time
+on two cores is tight).
 """
 
 from __future__ import annotations
@@ -46,15 +48,12 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
         "        return float('-inf')\n"
         "    return float(torch.log(room.double()) + torch.log(saliency[union].double().mean()))",
     )
-    return grade_in_smoke(
-        SOLUTIONS, {"all_right": right, "two_wrong": wrong}, root, total_timeout=300
-    )
+    return grade_in_smoke(SOLUTIONS, {"two_wrong": wrong}, root, total_timeout=300)
 
 
 def test_lab05_questions_are_graded_right(graded) -> None:
     book = graded.gradebook.set_index("student")
     assert (book["status"] == "ok").all(), book["status"].to_dict()
-    assert book.loc["all_right", list(FULL)].to_dict() == FULL
     assert book.loc["two_wrong", list(FULL)].to_dict() == {**FULL, Q2: 0.0, Q3: 0.0}
     messages = {q.question: q.message for q in graded.result("two_wrong").questions}
     assert "your box holds every kept pixel" in messages[Q2]
