@@ -6,6 +6,8 @@
 - `facenet_knn`: lab 03, triplet embeddings, KNN and class centres on the digits;
 - `digits`: the settings and data loading labs 02 and 03 share;
 - `bcnn_hbp`: lab 04, bilinear pooling (BCNN, HBP) in two stages on the birds;
+- `opam`: lab 05, the object-part attention model (patches, saliency, object box, parts,
+  alignment, ClassNet, ObjectNet, PartNet, fusion) on the birds;
 - `birds`: the settings and data loading the bird labs (01's pretraining, 04, 05) share;
 - `stage`: one training stage (SGD, schedule, early stopping) of the bird labs;
 - `settings`: the base every lab's settings derive from.
