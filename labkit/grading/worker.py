@@ -119,12 +119,13 @@ class Grader:
         return outcome
 
     def lost_reason(self, step: Step, outcome: CellOutcome) -> str:
-        """Why an answer cell that did not finish gets no points."""
+        """Why a question whose cell did not finish gets no points."""
         if outcome.ended is Ended.TIMEOUT:
             if self.last_limit[1] == "budget":
                 budget = self.budgets[step.segment]
                 return f"its cells ran past the question's time budget of {budget:.0f} s"
-            return f"the answer cell ran past the time-out of {self.limits.cell_timeout:g} s"
+            cell = "the answer cell" if step.answer else step.label
+            return f"{cell} ran past the time-out of {self.limits.cell_timeout:g} s"
         if outcome.ended is Ended.DIED:
             return "the kernel died while the answer cell ran"
         gib = self.limits.memory_limit / 2**30
@@ -196,14 +197,21 @@ class Grader:
             return
         self.emit(KernelStarted(self.kernel.pid))
         alive = True
+        # a question one of whose cells (its answer cell, or a cell before it) ran past its
+        # limit gets 0, even when the cell had defined the answer before it was interrupted
+        timed_out: dict[str, str] = {}
         for number, step in enumerate(steps, start=1):
             outcome = self.run_step(step)
             if outcome is None:
                 return
+            if outcome.ended is Ended.TIMEOUT and step.segment != TAIL:
+                timed_out.setdefault(step.segment, self.lost_reason(step, outcome))
             if step.question is not None:
                 self.emit(Timed(step.segment, self.spent.get(step.segment, 0.0)))
             deferred = None  # graded after the restart: a cell after its answer killed the kernel
-            if step.question and (outcome.ended in (Ended.OK, Ended.ERROR) or not step.answer):
+            if step.question and step.question.grade_id in timed_out:
+                self.result(step.question, 0.0, timed_out[step.question.grade_id])
+            elif step.question and (outcome.ended in (Ended.OK, Ended.ERROR) or not step.answer):
                 if outcome.restart:
                     deferred = step.question
                 else:

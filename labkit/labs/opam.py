@@ -7,7 +7,9 @@ Peng, He and Zhao, "Object-Part Attention Model for Fine-grained Image Classific
    image's label passes a threshold are kept, and ClassNet trains on the images plus them.
 2. Object-level attention: ClassNet's class activation map of its predicted class, binarised,
    its largest connected region's box: the object. ObjectNet is ClassNet fine-tuned on the
-   object crops.
+   object crops. (`full` keeps the authors' CAM; `cpu` and `smoke` binarise the class-agnostic
+   sum of the last convolution's maps instead, which localised the synthetic birds better with
+   their small network: `Settings.saliency`, both measured in the notebook.)
 3. Part-level attention: among the kept patches, those inside the object (object spatial
    constraint), the pair with the best part score (part spatial constraint); the parts aligned
    by clustering ClassNet's last convolution's filters into groups; PartNet trains on the
@@ -100,20 +102,30 @@ BACKBONES = ("vgg16", "small_vgg")
 # "cam": OPAM's class activation map of the predicted class; "activation": the class-agnostic
 # sum of the last convolution's maps (SCDA), which the cpu profile's small network localises with
 SALIENCY = ("cam", "activation")
+PROPOSAL_METHODS = ("auto", "selective_search", "multiscale")
+FUSION_CRITERIA = ("log_loss", "accuracy")
 SALIENCY_NAMES = {"cam": "class activation map", "activation": "summed activations"}
 
 
 @dataclass(frozen=True)
 class Settings(BirdsSettings):
-    """Every size, rate and threshold lab 05 uses."""
+    """Every size, rate and threshold lab 05 uses; the comment beside each field says what it
+    is (see the source, or `dataclasses.fields(Settings)`).
+
+    One value for a notebook: `lab05.start(proposals=8)`; for a whole class, the same call in
+    the first cell of `solutions/05_opam.ipynb`, then `labkit release`. An unknown name or a
+    value of the wrong type or choice fails in that first cell.
+    """
 
     backbone: str = field(default="vgg16", metadata=shown("{} backbone"))  # one of BACKBONES
     width: int = 32  # small_vgg: channels of its first block (then 2x, 4x, 8x)
     imagenet_weights: str | None = None  # VGG-16 weights file; None: torchvision's cache
-    val_fraction: float = 0.1  # of each class's training images: stopping and fusion weights
+    val_fraction: float = 0.1  # of each class's training images, held out: the fusion weights
     attention_size: int = field(default=448, metadata=shown("attention at {}px"))  # whole image
     proposals: int = field(default=200, metadata=shown("{} patches per image"))  # candidates
-    proposal_method: str = "auto"  # selective search when OpenCV's contrib is there, else windows
+    # "auto" (selective search when OpenCV's contrib module is there, else multi-scale windows),
+    # "selective_search" or "multiscale" (labkit.attention.propose_patches)
+    proposal_method: str = "auto"
     patch_batch_size: int = 64  # patches a forward pass scores (batches of 64 ran fastest on a CPU)
     filter_threshold: float = 0.5  # a patch is kept when its label's soft-max score exceeds this
     patches_per_image: int = 5  # kept patches per training image that ClassNet also trains on
@@ -148,6 +160,16 @@ class Settings(BirdsSettings):
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
         if self.saliency not in SALIENCY:
             raise ValueError(f"unknown saliency {self.saliency!r}; choose one of {SALIENCY}")
+        if self.proposal_method not in PROPOSAL_METHODS:
+            raise ValueError(
+                f"unknown proposal_method {self.proposal_method!r}; choose one of "
+                f"{PROPOSAL_METHODS}"
+            )
+        if self.fusion_criterion not in FUSION_CRITERIA:
+            raise ValueError(
+                f"unknown fusion_criterion {self.fusion_criterion!r}; choose one of "
+                f"{FUSION_CRITERIA}"
+            )
         if not 0.0 <= self.saliency_threshold < 1.0:
             raise ValueError(
                 f"saliency_threshold must be in [0, 1) (the map is scaled to [0, 1]), got "

@@ -59,6 +59,10 @@ def test_an_endless_answer_stops_at_its_budget(solutions: Path, tmp_path: Path) 
     right = toylab.right(solutions)
     toylab.write(right, subs / "alice.ipynb")
     looping = toylab.set_answer(copy.deepcopy(right), "q1_numbers", "while True:\n    pass")
+    # and a cell before q2's answer that defines what it should, then never ends: q2 gets 0
+    # although its answer cell itself runs fine afterwards
+    cell = next(c for c in looping.cells if c.source == "doubled = total * 2")
+    cell.source = "doubled = 20\nwhile True:\n    pass"
     toylab.write(looping, subs / "loop.ipynb")
     run = grade_folder(
         solutions, subs, workers=2, budget_factor=2.0, budget_extra_s=4.0, total_timeout=120
@@ -67,8 +71,9 @@ def test_an_endless_answer_stops_at_its_budget(solutions: Path, tmp_path: Path) 
     assert all(4.0 <= b < 15.0 for b in run.budgets.values()), run.budgets
     book = run.gradebook.set_index("student")
     assert (book.loc["alice", "status"], book.loc["alice", "total"]) == ("ok", 3.0)
-    assert book.loc["loop", "status"] == "time-out in q1_numbers"
-    assert (book.loc["loop", "q1_numbers"], book.loc["loop", "q2_model"]) == (0.0, 2.0)
-    q1 = run.result("loop").questions[0]
+    assert book.loc["loop", "status"] == "time-out in q1_numbers; time-out in cell 5"
+    assert (book.loc["loop", "q1_numbers"], book.loc["loop", "q2_model"]) == (0.0, 0.0)
+    q1, q2 = run.result("loop").questions[:2]
     assert q1.message.startswith("its cells ran past the question's time budget of")
+    assert q2.message.startswith("its cells ran past the question's time budget of")
     assert run.warnings == [] or "no sandbox" in run.warnings[0]

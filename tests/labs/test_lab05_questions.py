@@ -252,6 +252,20 @@ WRONG = [
         "    return value - float(torch.log(mean)) + float(torch.log(both))",
         "each pixel once",
     ),
+    (  # boxes that include their x2 column and y2 row
+        "q3_part_score",
+        "def part_score(parts, object_box, saliency):\n"
+        "    h, w = saliency.shape\n"
+        "    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')\n"
+        "    mask = lambda b: (xs >= b[0]) & (xs <= b[2]) & (ys >= b[1]) & (ys <= b[3])\n"
+        "    union = mask(parts[0]) | mask(parts[1])\n"
+        "    inter = mask(parts[0]) & mask(parts[1])\n"
+        "    room = union.sum() - inter.sum() - (union & ~mask(object_box)).sum()\n"
+        "    if room <= 0:\n"
+        "        return float('-inf')\n"
+        "    return float(torch.log(room.double()) + torch.log(saliency[union].double().mean()))",
+        "your boxes are a pixel too large",
+    ),
     (  # nan instead of -inf when nothing is left
         "q3_part_score",
         "_right = part_score\n"

@@ -24,6 +24,12 @@ def test_profiles() -> None:
         l5.settings("cpu", saliency_threshold=1.5)
     with pytest.raises(ValueError, match="num_parts must be at least 1"):
         l5.settings("cpu", num_parts=0)
+    with pytest.raises(ValueError, match="unknown proposal_method 'windows'; choose one of"):
+        l5.settings("cpu", proposal_method="windows")
+    with pytest.raises(ValueError, match="unknown fusion_criterion"):
+        l5.settings("cpu", fusion_criterion="f1")
+    with pytest.raises(ValueError, match="unknown saliency"):
+        l5.settings("cpu", saliency="gradcam")
 
 
 @pytest.fixture(scope="module")
