@@ -1,11 +1,12 @@
 """Synthetic birds: a seeded generator written in the CUB-200-2011 layout, true boxes and parts.
 
-Fine-grained by construction. A species is a combination of six small local attributes: beak
-shape, beak colour, crown colour, eye ring, wing bars and tail shape; any two species differ in
-at least two of them. Within every species, the body and head colours, the pose (facing left
-or right, tilt), the scale, the position and a cluttered background vary from image to image,
-and the clutter reuses the attribute colours, so the whole image's colour does not give the
-species away while the beak, crown, eye, wing and tail do.
+Fine-grained by construction. A species is a combination of six small local attributes, three
+on the head and three on the body: beak shape, beak colour, crown colour, breast colour, wing
+bars and tail shape; any two species differ in at least two of them. Within every species, the
+body and head colours, the pose (facing left or right, tilt), the scale, the position and a
+cluttered background vary from image to image, and the clutter reuses the attribute colours,
+so the whole image's colour does not give the species away while the beak, crown, breast, wing
+and tail do. (The breast is coloured by the species, or a lighter shade of the varying body.)
 
 Each image comes with its bounding box and CUB's 15 part locations (a part on the far side of
 the bird, its other eye or wing, is marked not visible), computed from the same geometry that
@@ -25,7 +26,9 @@ from PIL import Image, ImageDraw
 
 from labkit.data.layout import write_once
 
-GENERATOR_VERSION = 2  # bump when the drawing changes: written sets are then redrawn
+GENERATOR_VERSION = 3  # bump when the drawing changes: written sets are then redrawn
+# v3: the eye-ring attribute became the breast's colour, so that what tells species apart is
+# spread over the bird (RESULTS.md, lab 05: a class activation map then finds the whole bird)
 CUB_PARTS = (
     "back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing",
     "nape", "right eye", "right leg", "right wing", "tail", "throat",
@@ -37,7 +40,8 @@ BEAK_COLOURS = {"black": (25, 25, 25), "yellow": (240, 200, 30), "orange": (235,
                 "pink": (225, 150, 160)}  # fmt: skip
 CROWNS = {"plain": None, "red": (210, 30, 30), "yellow": (245, 215, 40), "blue": (40, 90, 220),
           "black": (20, 20, 20)}  # fmt: skip
-EYE_RINGS = {"no": None, "white": (250, 250, 250), "yellow": (250, 220, 60)}
+# None: the breast is a lighter shade of the body, whose colour varies within a species
+BREASTS = {"plain": None, "white": (250, 250, 250), "yellow": (250, 220, 60)}
 WING_BARS = (0, 1, 2)
 TAILS = ("forked", "rounded", "pointed")
 BODY_COLOURS = (
@@ -56,17 +60,17 @@ class Species:
     beak_shape: str
     beak_colour: str
     crown: str
-    eye_ring: str
+    breast: str
     wing_bars: int
     tail: str
 
     @property
     def name(self) -> str:
         """A readable class-folder name without the number, e.g.
-        `Black_long_bill_red_crown_white_eye_ring_2_wing_bars_forked_tail`."""
+        `Black_long_bill_red_crown_white_breast_2_wing_bars_forked_tail`."""
         return (
             f"{self.beak_colour.capitalize()}_{self.beak_shape}_bill_{self.crown}_crown_"
-            f"{self.eye_ring}_eye_ring_{self.wing_bars}_wing_bars_{self.tail}_tail"
+            f"{self.breast}_breast_{self.wing_bars}_wing_bars_{self.tail}_tail"
         )
 
 
@@ -80,7 +84,7 @@ def species_list(task: str, count: int) -> list[Species]:
     """
     if task not in ("birds", "source"):
         raise ValueError(f"task must be 'birds' or 'source', got {task!r}")
-    combos = list(itertools.product(BEAK_SHAPES, BEAK_COLOURS, CROWNS, EYE_RINGS, WING_BARS, TAILS))
+    combos = list(itertools.product(BEAK_SHAPES, BEAK_COLOURS, CROWNS, BREASTS, WING_BARS, TAILS))
     order = np.random.default_rng(2011).permutation(len(combos))
     kept: list[tuple] = []
     for i in order:
@@ -214,7 +218,7 @@ def draw_bird(
         draw.line(posed, fill=leg, width=max(1, int(0.06 * scale)))
     polygon(_tail(species.tail), _shade(body, 0.7))
     polygon(_ellipse(0.0, 0.0, 1.0, 0.58), body)
-    polygon(_ellipse(0.55, 0.2, 0.4, 0.3), _shade(body, 1.25))  # breast, lighter
+    polygon(_ellipse(0.55, 0.2, 0.4, 0.3), BREASTS[species.breast] or _shade(body, 1.25))
     polygon(_ellipse(-0.1, -0.08, 0.68, 0.34), wing)
     for k in range(species.wing_bars):  # pale bars across the wing
         x = -0.05 - 0.3 * k
@@ -225,9 +229,6 @@ def draw_bird(
     if crown is not None:
         polygon(_ellipse(0.9, -0.9, 0.36, 0.17), crown)
     polygon(_beak(species.beak_shape), beak_colour)
-    ring = EYE_RINGS[species.eye_ring]
-    if ring is not None:
-        polygon(_ellipse(1.1, -0.64, 0.18, 0.18, 16), ring)
     polygon(_ellipse(1.1, -0.64, 0.085, 0.085, 12), (10, 10, 10))
 
     image = image.reduce(SUPERSAMPLE)

@@ -7,9 +7,8 @@ Peng, He and Zhao, "Object-Part Attention Model for Fine-grained Image Classific
    image's label passes a threshold are kept, and ClassNet trains on the images plus them.
 2. Object-level attention: ClassNet's class activation map of its predicted class, binarised,
    its largest connected region's box: the object. ObjectNet is ClassNet fine-tuned on the
-   object crops. (`full` keeps the authors' CAM; `cpu` and `smoke` binarise the class-agnostic
-   sum of the last convolution's maps instead, which localised the synthetic birds better with
-   their small network: `Settings.saliency`, both measured in the notebook.)
+   object crops. (`Settings.saliency` can binarise the class-agnostic sum of the last
+   convolution's maps instead; the notebook measures both.)
 3. Part-level attention: among the kept patches, those inside the object (object spatial
    constraint), the pair with the best part score (part spatial constraint); the parts aligned
    by clustering ClassNet's last convolution's filters into groups; PartNet trains on the
@@ -99,8 +98,8 @@ __all__ = [
 LAB = "05_opam"
 TEACHES = "object-part attention (OPAM): patches, CAM saliency, object box, parts, fusion"
 BACKBONES = ("vgg16", "small_vgg")
-# "cam": OPAM's class activation map of the predicted class; "activation": the class-agnostic
-# sum of the last convolution's maps (SCDA), which the cpu profile's small network localises with
+# "cam": OPAM's class activation map of the predicted class, every profile's; "activation": the
+# class-agnostic sum of the last convolution's maps (SCDA), the notebook's comparison
 SALIENCY = ("cam", "activation")
 PROPOSAL_METHODS = ("auto", "selective_search", "multiscale")
 FUSION_CRITERIA = ("log_loss", "accuracy")
@@ -187,7 +186,7 @@ PROFILES = {
     # the backbone, data sizes and pretraining are lab 04's cpu ones: one pretraining for both
     "cpu": Settings(
         profile="cpu", backbone="small_vgg", width=24, resize=112, crop=96, attention_size=112,
-        synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"], saliency="activation",
+        synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"],
         proposals=16, patches_per_image=2, part_size=48,
         pretrain=Stage(num_epochs=20, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
                        schedule="cosine", label_smoothing=0.1),
@@ -202,7 +201,6 @@ PROFILES = {
     ),
     "smoke": Settings(
         profile="smoke", backbone="small_vgg", width=8, resize=56, crop=48, attention_size=56,
-        saliency="activation",
         synthetic=SYNTHETIC_BIRDS["smoke"], source=SOURCE_BIRDS["smoke"], val_fraction=0.2,
         proposals=12, patches_per_image=1, part_size=32, fusion_folds=2, fusion_step=0.25,
         filter_threshold=0.2,

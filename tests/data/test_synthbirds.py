@@ -25,7 +25,7 @@ SPEC = SynthBirdsSpec(num_classes=3, train_per_class=2, test_per_class=2, image_
 
 
 def _attributes(species) -> tuple:
-    return (species.beak_shape, species.beak_colour, species.crown, species.eye_ring,
+    return (species.beak_shape, species.beak_colour, species.crown, species.breast,
             species.wing_bars, species.tail)  # fmt: skip
 
 
@@ -44,13 +44,13 @@ def test_species_differ_in_two_attributes_and_tasks_share_none() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"beak_shape": "long"}, {"beak_colour": "yellow"}, {"crown": "red"}, {"eye_ring": "white"},
+    [{"beak_shape": "long"}, {"beak_colour": "yellow"}, {"crown": "red"}, {"breast": "white"},
      {"wing_bars": 2}, {"tail": "forked"}],
 )  # fmt: skip
 def test_one_attribute_changes_a_small_region_inside_the_box(change: dict) -> None:
     """Same random state (background, pose, body colour), one attribute changed: the pixels
     that differ are few (under 2% of the image) and all lie on the birds."""
-    base = Species("short", "black", "plain", "no", 0, "rounded")
+    base = Species("short", "black", "plain", "plain", 0, "rounded")
     for seed in range(4):
         a, box_a, _ = draw_bird(base, np.random.default_rng(seed), 128)
         b, box_b, _ = draw_bird(replace(base, **change), np.random.default_rng(seed), 128)
