@@ -8,9 +8,10 @@ that box localises the bird.
   never the label, so the same code runs on test images.
 - The class-agnostic activation map (Wei et al., "Selective Convolutional Descriptor
   Aggregation for Fine-Grained Image Retrieval", TIP 2017): the sum of the last convolution's
-  maps over channels, where the network responds at all, whatever the class. A CAM favours the
-  few places that tell the classes apart (on the synthetic birds, the head); the summed
-  activations cover more of the object. Lab 05 measures both.
+  maps over channels, where the network responds at all, whatever the class. A CAM covers only
+  the places that tell the classes apart, which is the whole object only when those are spread
+  over it (RESULTS.md, lab 05); the summed activations cover wherever the network responds.
+  Lab 05 measures both.
 - The object box (OPAM): the map upsampled to the image, binarised, its largest connected
   region (`scipy.ndimage.label`), that region's bounding box.
 - Localisation is scored against the true boxes: IoU per image and the fraction of images with
