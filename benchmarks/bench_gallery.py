@@ -21,12 +21,11 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from timing import best_time
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -73,16 +72,6 @@ def handout_gallery(
             pred = handout_find_nearest(test_features[index], preds[index], model, train_set)
             rows.append((*true, *pred))
     return rows
-
-
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """The fastest of `repeats` calls of `fn` in seconds, and the last call's result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def run(

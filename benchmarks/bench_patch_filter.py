@@ -20,13 +20,13 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
+from timing import best_time
 from torch import nn
 
 from labkit.attention import (
@@ -62,16 +62,6 @@ def naive_scores(model: nn.Module, images, boxes, labels, size: int) -> list[tor
                 row.append(F.softmax(model(crop[None]), dim=1)[0, label])
             scores.append(torch.stack(row))
     return scores
-
-
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """The fastest of `repeats` calls of `fn` in seconds, and the last call's result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def run(

@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from timing import best_time
 
 from labkit.triplets import random_triplets
 
@@ -66,16 +64,6 @@ def handout_triplets(df: pd.DataFrame, num_triplets: int) -> list[list]:
             ]
         )
     return triplets
-
-
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """The fastest of `repeats` calls of `fn` in seconds, and the last call's result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def run(num_triplets: int, repeats: int) -> dict[str, float | int]:
