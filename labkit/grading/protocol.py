@@ -27,6 +27,8 @@ from pathlib import Path
 
 import nbformat
 
+from labkit.grading.provenance import parse_call_lists
+
 # The nbgrader markers, each alone on its line (indentation allowed).
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -50,6 +52,9 @@ class Check:
     points: float
     code: str  # the whole cell; hidden lines are told apart by `hidden_lines`
     hidden_lines: tuple[int, ...]  # 1-based line numbers inside a hidden-tests region
+    # callables an answer must not call, and labkit names it may (`labkit.grading.provenance`)
+    forbidden: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()
 
     @property
     def visible_code(self) -> str:
@@ -68,11 +73,24 @@ class Question:
     points: float
     checks: tuple[Check, ...] = ()
     names: tuple[str, ...] = ()  # values exported from the student's kernel for the checks
+    # the solutions' code cells between the answer and its first checks cell: the grader runs
+    # its own copy before exporting, so a student's edited probe changes nothing
+    probe: tuple[str, ...] = ()
 
     @property
     def manual(self) -> bool:
         """Marked by hand (free text, or code without checks)."""
         return not self.checks
+
+    @property
+    def forbidden(self) -> tuple[str, ...]:
+        """Every callable an answer to this question must not call (all its checks cells')."""
+        return tuple(dict.fromkeys(n for c in self.checks for n in c.forbidden))
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The labkit names an answer to this question may call."""
+        return tuple(dict.fromkeys(n for c in self.checks for n in c.allowed))
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,9 @@ class LabSpec:
     lab: str | None
     questions: tuple[Question, ...]
     source: str = ""  # where it was read from, for messages
+    # the sources of the solutions' code cells that are not answers or checks: a submission's
+    # cell with one of these sources is the lab's, any other cell the student's own code
+    lab_cells: tuple[str, ...] = ()
 
     @property
     def max_points(self) -> dict[str, float]:
@@ -110,15 +131,28 @@ class LabSpec:
                 **{
                     **q,
                     "checks": tuple(
-                        Check(**{**c, "hidden_lines": tuple(c["hidden_lines"])})
+                        Check(
+                            **{
+                                **c,
+                                "hidden_lines": tuple(c["hidden_lines"]),
+                                "forbidden": tuple(c.get("forbidden", ())),
+                                "allowed": tuple(c.get("allowed", ())),
+                            }
+                        )
                         for c in q["checks"]
                     ),
                     "names": tuple(q["names"]),
+                    "probe": tuple(q.get("probe", ())),
                 }
             )
             for q in data["questions"]
         )
-        return cls(lab=data["lab"], questions=questions, source=data.get("source", ""))
+        return cls(
+            lab=data["lab"],
+            questions=questions,
+            source=data.get("source", ""),
+            lab_cells=tuple(data.get("lab_cells", ())),
+        )
 
 
 def _first_line(source: str) -> str:
@@ -253,7 +287,9 @@ def _check_from_cell(cell: dict, where: str) -> tuple[str, Check, tuple[str, ...
             "marker's names exist: import them in the cell or add them to the marker"
         )
     hidden = hidden_line_numbers(cell.source, where)
-    return answer_id, Check(str(meta["grade_id"]), float(points), cell.source, hidden), names
+    forbidden, allowed = parse_call_lists(cell.source, hidden, where)
+    check = Check(str(meta["grade_id"]), float(points), cell.source, hidden, forbidden, allowed)
+    return answer_id, check, names
 
 
 def parse_solutions(solutions: Path | str | nbformat.NotebookNode) -> LabSpec:
@@ -266,10 +302,20 @@ def parse_solutions(solutions: Path | str | nbformat.NotebookNode) -> LabSpec:
     answers: dict[str, tuple[str, float, int]] = {}  # grade_id -> (kind, manual points, cell)
     checks: dict[str, list[Check]] = {}
     names: dict[str, list[str]] = {}
+    probes: dict[str, list[str]] = {}  # grade_id -> code cells after the answer, before checks
+    lab_cells: list[str] = []
+    open_answer: str | None = None  # the code answer whose probe cells are being read
     for index, cell in enumerate(nb.cells):
         meta, where = nbgrader_meta(cell), f"{source}, cell {index}"
         if not meta or not (meta.get("solution") or meta.get("grade")):
+            if cell.cell_type == "code" and cell.source.strip():
+                lab_cells.append(cell.source)
+                if open_answer is not None:
+                    probes.setdefault(open_answer, []).append(cell.source)
             continue
+        open_answer = (
+            meta["grade_id"] if meta.get("solution") and cell.cell_type == "code" else None
+        )
         grade_id = meta["grade_id"]  # there, and unique: check_grade_ids
         if meta.get("solution"):
             kind = "text" if cell.cell_type == "markdown" else "code"
@@ -296,8 +342,16 @@ def parse_solutions(solutions: Path | str | nbformat.NotebookNode) -> LabSpec:
         points = sum(c.points for c in found) if found else manual_points
         if points <= 0:
             continue  # an ungraded answer cell (nbgrader's solution-only cell): runs, no points
-        questions.append(Question(grade_id, kind, points, found, tuple(names.get(grade_id, ()))))
+        probe = tuple(probes.get(grade_id, ())) if found else ()
+        questions.append(
+            Question(grade_id, kind, points, found, tuple(names.get(grade_id, ())), probe)
+        )
     if not questions:
         raise ValueError(f"{source}: no graded questions (see docs/GRADING.md for the protocol)")
     lab = nb.metadata.get("labkit", {}).get("lab") if isinstance(nb.metadata, dict) else None
-    return LabSpec(lab=lab, questions=tuple(questions), source=source)
+    return LabSpec(
+        lab=lab,
+        questions=tuple(questions),
+        source=source,
+        lab_cells=tuple(dict.fromkeys(lab_cells)),
+    )

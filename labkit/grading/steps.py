@@ -4,11 +4,20 @@ Checks cells never run (the grader runs the solutions' own). Each code question 
 and checked after the last cell that runs before its checks cell (`locate.graded_at`); every
 cell spends the time budget of the question graded next. Cells after the last graded one
 cannot change a grade and are left out unless asked for.
+
+A question with a probe (the solutions' cells between its answer and its checks, which run the
+student's code on fixed inputs) is exported after the grader's own copy of the probe, run right
+before the export: a student's edited probe cell runs as the student's code, and its values are
+replaced by the original's. An unchanged copy in the submission is not run twice.
+
+Each step says whose code it is: "student" (an answer cell, or a cell whose source is not one of
+the lab's), "lab" or "probe"; the grader records what the student's code calls from a question's
+answer cell (`opens`) to its export.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from labkit.grading.jobs import TAIL
 from labkit.grading.locate import Located, locate
@@ -24,10 +33,14 @@ class Step:
     question: Question | None = None  # exported and checked after this cell
     segment: str = TAIL  # the grade_id of the question whose budget it spends
     answer: bool = False  # the question's answer cell (else the last cell before its checks)
+    origin: str = "lab"  # whose code: "student", "lab" or "probe" (the grader's copy)
+    opens: str | None = None  # the grade_id whose answer cell this is: recording starts here
 
     @property
     def label(self) -> str:
         """How feedback names the cell: cells count from 1 at the top, markdown included."""
+        if self.origin == "probe":
+            return f"the cell after the answer to {self.segment} (the grader's copy)"
         if self.question is None:
             return f"cell {self.index + 1}"
         if self.answer:
@@ -70,17 +83,36 @@ def plan(nb: dict, spec: LabSpec, run_all: bool = False) -> tuple[list[Step], li
         and cell.get("source", "").strip()
     ]
     by_cell = _export_points(located, spec, [i for i, _ in runnable])
-    steps, pending = [], []
+    lab_cells = set(spec.lab_cells)
+    opens = {i: q for q, i in located.answers.items() if i is not None}
+
+    def step(index: int, source: str, segment: str = TAIL) -> Step:
+        origin = "student" if index in opens or source not in lab_cells else "lab"
+        return Step(index, source, None, segment, origin=origin, opens=opens.get(index))
+
+    steps: list[Step] = []
+    pending: list[tuple[int, str]] = []
     for index, source in runnable:
         pending.append((index, source))
-        if index in by_cell:
-            question = by_cell[index]
-            *before, last = pending
-            steps += [Step(i, s, None, question.grade_id) for i, s in before]
-            answer = last[0] == located.answers[question.grade_id]
-            steps.append(Step(last[0], last[1], question, question.grade_id, answer))
-            pending = []
+        if index not in by_cell:
+            continue
+        question = by_cell[index]
+        answer_at = located.answers[question.grade_id]
+        probe = set(question.probe)
+        for i, s in pending:
+            if s in probe and answer_at is not None and i > answer_at:
+                continue  # an unchanged copy of the probe: the grader's own copy runs below
+            steps.append(step(i, s, question.grade_id))
+        pending = []
+        if question.probe:
+            *first, last = question.probe
+            steps += [Step(index, p, None, question.grade_id, origin="probe") for p in first]
+            steps.append(Step(index, last, question, question.grade_id, origin="probe"))
+        else:
+            exported = steps.pop()
+            answer = exported.index == answer_at
+            steps.append(replace(exported, question=question, answer=answer))
     unlocated = [q for q in spec.auto if q not in by_cell.values()]
     if run_all or unlocated or not steps:
-        steps += [Step(i, s) for i, s in pending]
+        steps += [step(i, s) for i, s in pending]
     return steps, unlocated

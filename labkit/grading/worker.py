@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import secrets
 import sys
 import threading
 import time
@@ -37,11 +38,22 @@ from labkit.grading.jobs import (
 )
 from labkit.grading.kernel import CellOutcome, Ended, Kernel, KernelStartError
 from labkit.grading.protocol import Question
+from labkit.grading.provenance import (
+    dump_code,
+    install_code,
+    judge_calls,
+    read_record,
+    start_code,
+    stop_code,
+)
 from labkit.grading.results import Status
 from labkit.grading.steps import Step, plan
 
 Emit = Callable[[Event], None]
 MAX_RESTARTS = 3  # kernel restarts (each replays the cells that ran) before giving up
+# the recording's key for the questions whose answer cell was not found: their answers may be in
+# any cell, so what every cell of the student's calls counts for them
+UNLOCATED = "~unlocated"
 
 
 def _import_checks_modules() -> None:
@@ -73,6 +85,11 @@ class Grader:
         self.last_limit: tuple[float, str] = (math.inf, "total")  # of the latest step
         self.restarts = 0
         self.exports = 0
+        # the call recording: its name in the kernel's sys.modules, the student's cells, and the
+        # questions whose answer cell ran and that are not graded yet -> where in `ran` it ran
+        self.token = f"_labkit_calls_{secrets.token_hex(8)}"
+        self.student_sources: list[str] = []
+        self.recording: dict[str, int] = {}
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -81,6 +98,9 @@ class Grader:
         self.emit(StatusEvent.of(status, where, detail))
 
     def result(self, question: Question, points: float, message: str) -> None:
+        was_open = self.recording.pop(question.grade_id, None) is not None
+        if was_open and not self.recording and self.kernel.alive():
+            self.control(stop_code(self.token))  # graded without its export: stop recording
         self.emit(Graded(question.grade_id, points, message))
 
     def step_limit(self, step: Step) -> tuple[float, str]:
@@ -143,7 +163,12 @@ class Grader:
             self.status(Status.KERNEL_RESTART_FAILED, detail=str(error)[:200])
             return False
         self.emit(KernelStarted(self.kernel.pid))
-        for step in self.ran:
+        if not self.install_recorder():
+            return False
+        restart_at = min(self.recording.values(), default=None)
+        for position, step in enumerate(self.ran):
+            if position == restart_at and not self.control(start_code(self.token)):
+                return False
             budget = min(self.limits.cell_timeout or math.inf, self.left())
             outcome = self.kernel.run(step.source, budget) if budget > 0 else None
             if outcome is None or outcome.restart or outcome.ended is Ended.TIMEOUT:
@@ -151,10 +176,52 @@ class Grader:
                 return False
         return True
 
-    def export_and_check(self, question: Question, note: str = "") -> bool:
+    def control(self, code: str) -> bool:
+        """Run the grader's own code in the kernel (silently); False when it failed."""
+        budget = min(self.limits.cell_timeout or math.inf, self.left(), 60.0)
+        return self.kernel.run(code, max(budget, 1.0), silent=True).ended is Ended.OK
+
+    def install_recorder(self) -> bool:
+        """The call recorder in a fresh kernel, before any of the student's code runs."""
+        if self.control(install_code(self.token, self.student_sources)):
+            return True
+        self.status(Status.GRADER_ERROR, detail="the call recorder could not be installed")
+        return False
+
+    def open_recording(self, step: Step) -> None:
+        """Before a question's answer cell: record what the student's code calls from here."""
+        if step.opens is None or step.opens not in self.auto_ids:
+            return
+        if not self.recording:
+            self.control(start_code(self.token))
+        self.recording.setdefault(step.opens, len(self.ran))
+
+    def recorded_verdict(self, question: Question, last: bool = True) -> str:
+        """Stop recording for `question`: why its recorded calls cost its points ("" if not).
+
+        A question without an answer cell is judged on what all the student's cells called
+        (`UNLOCATED`); `last` is False while another such question is still to be graded.
+        """
+        key = question.grade_id if question.grade_id in self.recording else UNLOCATED
+        if key not in self.recording:
+            return "the grader could not record which functions your answer called; regrade it"
+        if key != UNLOCATED or last:
+            del self.recording[key]
+        path = self.scratch / "exports" / f"{self.exports:03d}-calls.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.control(dump_code(self.token, path, stop=not self.recording))
+        record = read_record(path)
+        path.unlink(missing_ok=True)
+        allowed = question.allowed
+        if key == UNLOCATED:  # every cell's calls count: what any question allows is allowed
+            allowed = tuple(n for q in self.job.spec.auto for n in q.allowed)
+        return judge_calls(record, question.forbidden, allowed)
+
+    def export_and_check(self, question: Question, note: str = "", last: bool = True) -> bool:
         """Export the question's names from the kernel, check them here; False: kernel gone."""
         self.imports.join()  # labkit.models, for the checks and the rebuilt modules
         self.exports += 1
+        verdict = self.recorded_verdict(question, last)
         path = self.scratch / "exports" / f"{self.exports:03d}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         budget = min(self.limits.cell_timeout or math.inf, self.left())
@@ -179,6 +246,8 @@ class Grader:
         finally:
             path.unlink(missing_ok=True)
         points, message = run_checks(question, values)
+        if verdict:
+            points, message = 0.0, verdict
         if note and points < question.points:
             message = f"{message} ({note})" if message else note
         self.result(question, points, message)
@@ -187,6 +256,8 @@ class Grader:
     def run(self, nb: dict) -> None:
         """Run the planned cells, grading each answer as it comes; statuses as events."""
         steps, unlocated = plan(nb, self.job.spec, self.job.run_all)
+        self.auto_ids = {q.grade_id for q in self.job.spec.auto}
+        self.student_sources = list(dict.fromkeys(s.source for s in steps if s.origin == "student"))
         for question in unlocated:  # their cells are somewhere after the last answer cell
             extra = self.budgets.pop(question.grade_id, 0.0)
             self.budgets[TAIL] = self.budgets.get(TAIL, 0.0) + extra
@@ -196,11 +267,17 @@ class Grader:
             self.status(Status.KERNEL_START_FAILED, detail=str(error)[:300])
             return
         self.emit(KernelStarted(self.kernel.pid))
+        if not self.install_recorder():
+            return
+        if unlocated:  # their answers may be in any cell: record every cell's calls for them
+            self.recording[UNLOCATED] = 0
+            self.control(start_code(self.token))
         alive = True
         # a question one of whose cells (its answer cell, or a cell before it) ran past its
         # limit gets 0, even when the cell had defined the answer before it was interrupted
         timed_out: dict[str, str] = {}
         for number, step in enumerate(steps, start=1):
+            self.open_recording(step)
             outcome = self.run_step(step)
             if outcome is None:
                 return
@@ -233,12 +310,13 @@ class Grader:
             alive = True
         if TAIL in self.spent:
             self.emit(Timed(TAIL, self.spent[TAIL]))
-        for question in unlocated:
+        for number, question in enumerate(unlocated, start=1):
             note = (
                 f"no answer cell found (no grade_id {question.grade_id!r} and no "
                 f"'# Answer {question.grade_id}' line); values read after the last cell"
             )
-            if self.left() <= 0 or not self.export_and_check(question, note):
+            last = number == len(unlocated)
+            if self.left() <= 0 or not self.export_and_check(question, note, last):
                 return
 
     def close(self) -> None:

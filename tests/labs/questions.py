@@ -1,8 +1,10 @@
 """Running a lab's question cells in-process, and grading them as the grader does.
 
-The per-question tests of labs 02 and 03 execute the solutions notebook's own answer cell, an
-alternative or wrong variant, and the probe cell after the answer (which runs the student's code
-on fixed inputs), then grade the resulting values with the grader's `run_checks`.
+The per-question tests execute the solutions notebook's own answer cell, an alternative or wrong
+variant, and the probe cell after the answer (which runs the student's code on fixed inputs),
+then grade the resulting values with the grader's `run_checks` and its verdict on the calls the
+student's code made (`labkit.grading.provenance`): `run_cells` records them as the grader's
+kernel does, every cell that is not one of a lab's own cells counting as the student's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import nbformat
 
 from labkit.grading.checks import run_checks
 from labkit.grading.protocol import Question, marker, parse_solutions
+from labkit.grading.provenance import judge_calls
+from labkit.grading.recorder import Recorder
 from labkit.grading.release import release_cell
+
+RECORD = "__labkit_calls__"  # where `run_cells` keeps the recorded calls in a namespace
+STUDENT_FILE = "<student cell>"
+LAB_FILE = "<lab cell>"
 
 
 class Lab:
@@ -21,7 +29,9 @@ class Lab:
 
     def __init__(self, path: Path) -> None:
         self.nb = nbformat.read(path, as_version=4)
-        self.questions: dict[str, Question] = {q.grade_id: q for q in parse_solutions(path).auto}
+        spec = parse_solutions(path)
+        self.questions: dict[str, Question] = {q.grade_id: q for q in spec.auto}
+        _LAB_CELLS.update(spec.lab_cells)
 
     def _index(self, grade_id: str) -> int:
         return next(i for i, c in enumerate(self.nb.cells) if marker(c) == ("answer", grade_id))
@@ -49,13 +59,40 @@ class Lab:
         return sum(check.points for check in self.questions[grade_id].checks)
 
     def grade(self, grade_id: str, namespace: dict) -> tuple[float, str]:
-        """Points and message for the values of `namespace`, exactly as the grader checks them."""
+        """Points and message for the values of `namespace`, exactly as the grader checks them,
+        and no points when the calls `run_cells` recorded break the question's rule."""
         question = self.questions[grade_id]
-        return run_checks(question, {n: namespace[n] for n in question.names if n in namespace})
+        values = {n: namespace[n] for n in question.names if n in namespace}
+        points, message = run_checks(question, values)
+        if RECORD in namespace:
+            verdict = judge_calls(namespace[RECORD], question.forbidden, question.allowed)
+            if verdict:
+                return 0.0, verdict
+        return points, message
+
+
+_LAB_CELLS: set[str] = set()  # every lab cell of the notebooks a `Lab` has read
 
 
 def run_cells(namespace: dict, *sources: str) -> dict:
-    """Execute cell sources one after another in `namespace` (changed in place and returned)."""
-    for source in sources:
-        exec(compile(source, "<cell>", "exec"), namespace)  # noqa: S102
+    """Execute cell sources one after another in `namespace` (changed in place and returned),
+    recording the calls made by the student's code (every source that is not a lab's cell) as
+    the grader does; the record accumulates in `namespace[RECORD]`."""
+    recorder = Recorder()
+    recorder.add_student_files({STUDENT_FILE})
+    recorder.start()
+    try:
+        for source in sources:
+            filename = LAB_FILE if source in _LAB_CELLS else STUDENT_FILE
+            exec(compile(source, filename, "exec"), namespace)  # noqa: S102
+    finally:
+        record = recorder.stop()
+        before = namespace.get(RECORD)
+        if before is not None:
+            record = {
+                "calls": sorted(set(before["calls"]) | set(record["calls"])),
+                "intact": before["intact"] and record["intact"],
+                "overflow": before["overflow"] or record["overflow"],
+            }
+        namespace[RECORD] = record
     return namespace

@@ -1,0 +1,140 @@
+"""Which functions a student's own code calls: the kernel side of the grader's call recording.
+
+While a question's answer and probe run, a profile hook (`sys.setprofile`) notes every function
+that a frame of the student's own code calls: code compiled from the student's cells (answer
+cells, cells the student added or changed), whatever name or alias it was reached by. A call
+to a decorator's wrapper (a function defined inside another, `<locals>` in its name) is noted
+as a call to the callables it closes over (the function it wraps). Calls between the student's
+own functions are not noted; what those functions call is. The grader compares the names with
+the question's forbidden list (`labkit.grading.provenance`).
+
+This module imports nothing from labkit and runs in the student's kernel from its source, like
+`labkit.grading.serialize`; the grader imports it for `callable_name`, the one naming rule both
+sides use. It keeps the real `sys.setprofile`, `sys.getprofile` and `threading.setprofile` from
+the moment it is installed, before any student code runs, so an answer that replaces them later
+changes nothing, and one that switches the hook off is seen when the recording stops.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MAX_CALLS = 10_000  # distinct names kept per recording: past it, `overflow` is set
+
+
+def code_name(code: Any, module: str) -> str:
+    """`module.qualname` of a Python code object (`co_qualname`, else `co_name` before 3.11)."""
+    return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+
+
+def callable_name(obj: Any) -> str:
+    """The name both sides give a callable: `module.qualname` (its code's for Python functions).
+
+    A bound builtin method without a module (`tensor.sum`) takes its object's type's module:
+    `torch.Tensor.sum`.
+    """
+    code = getattr(obj, "__code__", None)
+    if code is not None and isinstance(getattr(obj, "__globals__", None), dict):
+        return code_name(code, str(obj.__globals__.get("__name__", "?")))
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    qualname = qualname or type(obj).__qualname__
+    module = getattr(obj, "__module__", None)
+    if not isinstance(module, str):
+        owner = getattr(obj, "__self__", None)
+        module = type(owner).__module__ if owner is not None else type(obj).__module__
+    return f"{module}.{qualname}"
+
+
+class Recorder:
+    """Records what the student's code calls, between `start()` and `stop()`.
+
+    `cell_file(source)` names the file a cell's code is compiled under (IPython's compiler);
+    `add_student_cells` marks those files as the student's. In-process tests pass the filenames
+    they compile with to `add_student_files` instead.
+    """
+
+    def __init__(self, cell_file: Callable[[str], str] | None = None) -> None:
+        self._setprofile, self._getprofile = sys.setprofile, sys.getprofile
+        self._thread_setprofile = threading.setprofile
+        self._cell_file = cell_file
+        self.student_files: set[str] = set()
+        self.calls: set[str] = set()
+        self.overflow = False
+        self.recording = False
+        self._profile = self._hook  # one bound method, so `getprofile() is` can recognise it
+
+    def add_student_files(self, files: Iterable[str]) -> None:
+        self.student_files.update(files)
+
+    def add_student_cells(self, sources: Iterable[str]) -> None:
+        if self._cell_file is None:
+            raise RuntimeError("this recorder was made without a cell_file function")
+        self.student_files.update(self._cell_file(source) for source in sources)
+
+    def _note(self, name: str) -> None:
+        if len(self.calls) < MAX_CALLS:
+            self.calls.add(name)
+        else:
+            self.overflow = True
+
+    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+        files = self.student_files
+        if event == "call":
+            code, caller = frame.f_code, frame.f_back
+            if (
+                caller is None
+                or code.co_filename in files
+                or caller.f_code.co_filename not in files
+            ):
+                return
+            name = code_name(code, str(frame.f_globals.get("__name__", "?")))
+            if "<locals>" in name and code.co_freevars:  # a wrapper: note what it wraps
+                local = frame.f_locals
+                wrapped = [local[v] for v in code.co_freevars if callable(local.get(v))]
+                for function in wrapped:
+                    self._note(callable_name(function))
+                if wrapped:
+                    return
+            self._note(name)
+            if code.co_name in ("__call__", "_wrapped_call_impl", "_call_impl"):
+                owner = frame.f_locals.get("self")  # an instance called: name its class too
+                if owner is not None:
+                    kind = type(owner)
+                    self._note(f"{kind.__module__}.{kind.__qualname__}.__call__")
+        elif event == "c_call" and frame.f_code.co_filename in files:
+            try:
+                self._note(callable_name(arg))
+            except Exception:  # an object whose names raise: still seen as called
+                self._note(f"{type(arg).__module__}.{type(arg).__qualname__}")
+
+    def start(self) -> None:
+        """Forget earlier calls and record from now on (this thread and threads started later)."""
+        self.calls, self.overflow, self.recording = set(), False, True
+        self._thread_setprofile(self._profile)
+        self._setprofile(self._profile)
+
+    def peek(self) -> dict:
+        """The recording so far, going on: `{"calls": sorted names, "intact": hook still in
+        place, "overflow": names were dropped}`."""
+        intact = self.recording and self._getprofile() is self._profile
+        return {"calls": sorted(self.calls), "intact": bool(intact), "overflow": self.overflow}
+
+    def stop(self) -> dict:
+        """Stop recording; the recording as `peek` gives it."""
+        record = self.peek()
+        self._setprofile(None)
+        self._thread_setprofile(None)
+        self.recording = False
+        return record
+
+
+def ipython_cell_file(source: str) -> str:
+    """The filename IPython compiles a cell's `source` under in this kernel (ipykernel's rule
+    depends on the source alone)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.compile.get_code_name(source, shell.transform_cell(source), 0)
