@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from labkit.config import PROFILE_NAMES, profile_name, shown_path
+from labkit.grading.kit import KitError, build_kit, check_kit
 from labkit.grading.release import check_release, release_all
 from labkit.grading.sandbox import MODES as SANDBOX_MODES
 from labkit.session import SMOKE_LINE
@@ -22,14 +24,36 @@ def _repo_path(name: str) -> Path:
     return Path.cwd() / name
 
 
+def _check_kit(args: argparse.Namespace) -> list[str]:
+    """The problems of the kit in --kit, or of a kit built from the solutions into a scratch
+    folder (its files then shown by their paths inside the kit)."""
+    if args.kit is not None:
+        print(f"checking the kit in {args.kit}")
+        return check_kit(args.kit, args.solutions)
+    print("checking a student kit built into a scratch folder (paths inside the kit)")
+    with tempfile.TemporaryDirectory(prefix="labkit-kit-") as scratch:
+        kit = build_kit(Path(scratch) / "kit", args.solutions, check=False)
+        return check_kit(kit, args.solutions, shown="")
+
+
 def cmd_release(args: argparse.Namespace) -> int:
-    """Release (or with --check, verify) the student notebooks."""
-    if args.check:
-        problems = check_release(args.solutions, args.notebooks)
-        for problem in problems:
-            print(problem)
-        print("release check:", "ok" if not problems else f"{len(problems)} problem(s)")
-        return 1 if problems else 0
+    """Release (or with --check, verify) the student notebooks; with --kit, the student kit."""
+    try:
+        if args.check:
+            problems = check_release(args.solutions, args.notebooks)
+            problems += _check_kit(args)
+            for problem in problems:
+                print(problem)
+            print("release check:", "ok" if not problems else f"{len(problems)} problem(s)")
+            return 1 if problems else 0
+        if args.kit is not None:
+            kit = build_kit(args.kit, args.solutions)
+            notebooks = sorted(p.name for p in (kit / "notebooks").iterdir())
+            print(f"wrote the student kit to {kit} ({', '.join(notebooks)}); publish that folder")
+            return 0
+    except (KitError, OSError) as error:
+        print(f"labkit release: {error}")
+        return 2
     for path in release_all(args.solutions, args.notebooks):
         print(f"released {path}")
     return 0
@@ -195,8 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    release = sub.add_parser("release", help="make notebooks/ from solutions/")
-    release.add_argument("--check", action="store_true", help="only verify, exit 1 on a difference")
+    release = sub.add_parser(
+        "release", help="make notebooks/ from solutions/, or with --kit the student kit"
+    )
+    release.add_argument(
+        "--check",
+        action="store_true",
+        help="only verify notebooks/ and a student kit (the one in --kit, else one built into a "
+        "scratch folder): exit 1 on a difference or a line of an answer or hidden test",
+    )
+    release.add_argument(
+        "--kit",
+        type=Path,
+        metavar="DIR",
+        help="write the student kit (released notebooks, package, data_prep, README and Makefile "
+        "for students; no solutions, results, tests or hidden tests) into the new folder DIR",
+    )
     release.set_defaults(func=cmd_release)
 
     run = sub.add_parser("run", help="execute every lab headless and print its headline results")

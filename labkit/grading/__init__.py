@@ -1,7 +1,8 @@
-"""Instructor tools: release student notebooks from the solutions, grade submissions."""
+"""Instructor tools: release student notebooks and the student kit, grade submissions."""
 
 from labkit.grading.grade import GradeSettings, grade_folder, grade_submission
 from labkit.grading.gradebook import GradingRun
+from labkit.grading.kit import KitError, build_kit, check_kit
 from labkit.grading.marks import merge_manual_marks, read_manual_marks
 from labkit.grading.protocol import LabSpec, Question, parse_solutions
 from labkit.grading.release import check_release, release_all, release_notebook
@@ -11,6 +12,7 @@ from labkit.grading.sandbox import SandboxError, find_sandbox
 __all__ = [
     "GradeSettings",
     "GradingRun",
+    "KitError",
     "LabSpec",
     "Outcome",
     "Question",
@@ -18,6 +20,8 @@ __all__ = [
     "SandboxError",
     "Status",
     "SubmissionResult",
+    "build_kit",
+    "check_kit",
     "check_release",
     "find_sandbox",
     "grade_folder",

@@ -103,7 +103,7 @@ def release_notebook(solution: Path, student: Path) -> Path:
     return student
 
 
-def _lab_notebooks(solutions_dir: Path) -> list[Path]:
+def lab_notebooks(solutions_dir: Path) -> list[Path]:
     """The lab notebooks (`NN_name.ipynb`) in a solutions folder, in lab order."""
     pattern = re.compile(r"^\d\d_.*\.ipynb$")
     if not Path(solutions_dir).is_dir():
@@ -113,24 +113,36 @@ def _lab_notebooks(solutions_dir: Path) -> list[Path]:
 
 def release_all(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
     """Release every lab notebook in `solutions_dir` into `notebooks_dir`."""
-    return [
-        release_notebook(p, Path(notebooks_dir) / p.name) for p in _lab_notebooks(solutions_dir)
-    ]
+    return [release_notebook(p, Path(notebooks_dir) / p.name) for p in lab_notebooks(solutions_dir)]
 
 
 MIN_LEAK_CHARS = 12  # shorter solution lines (`)`, `return x`) may stand anywhere
+
+
+def distinctive(line: str) -> str:
+    """`line` stripped when it is long enough to give an answer away, else "" (comments never
+    do). The student kit's check (`labkit.grading.kit`) uses the same rule."""
+    text = line.strip()
+    return text if len(text) >= MIN_LEAK_CHARS and not text.startswith("#") else ""
+
+
+def region_lines(cell: dict, begin: str, end: str, where: str) -> list[str]:
+    """The distinctive lines of `cell` inside its `begin`...`end` regions (markers excluded)."""
+    lines = cell["source"].split("\n")
+    inside = [
+        line
+        for first, last in regions(lines, begin, end, where)
+        for line in lines[first : last - 1]
+    ]
+    return [text for text in map(distinctive, inside) if text]
 
 
 def solution_lines(nb: nbformat.NotebookNode) -> dict[str, str]:
     """Each distinctive line inside a solution region -> the grade_id of its answer cell."""
     found = {}
     for index, cell in enumerate(nb.cells):
-        lines = cell.source.split("\n")
-        for first, last in regions(lines, BEGIN_SOLUTION, END_SOLUTION, f"cell {index}"):
-            for line in lines[first : last - 1]:
-                text = line.strip()
-                if len(text) >= MIN_LEAK_CHARS and not text.startswith("#"):
-                    found.setdefault(text, str(nbgrader_meta(cell).get("grade_id", index)))
+        for text in region_lines(cell, BEGIN_SOLUTION, END_SOLUTION, f"cell {index}"):
+            found.setdefault(text, str(nbgrader_meta(cell).get("grade_id", index)))
     return found
 
 
@@ -151,7 +163,7 @@ def check_release(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
     """Problems that make `notebooks_dir` differ from the release of `solutions_dir`, or that
     leak an answer (empty: ok)."""
     problems = []
-    expected = {p.name: p for p in _lab_notebooks(solutions_dir)}
+    expected = {p.name: p for p in lab_notebooks(solutions_dir)}
     for name, solution in expected.items():
         student = Path(notebooks_dir) / name
         if not student.is_file():
@@ -163,7 +175,7 @@ def check_release(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
                 f"{student} differs from the release of {solution}; run `labkit release`"
             )
         problems += [f"{student}: {leak}" for leak in leaked_lines(solution, released)]
-    released = _lab_notebooks(notebooks_dir)
+    released = lab_notebooks(notebooks_dir)
     problems += [
         f"{p} has no solutions notebook; remove it" for p in released if p.name not in expected
     ]
