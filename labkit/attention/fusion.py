@@ -1,6 +1,6 @@
 """OPAM's final prediction: a weighted sum of the soft-max scores of its three networks.
 
-Handout 005 §1.5.4: final = α · ClassNet + β · ObjectNet + γ · PartNet, the weights chosen by
+Handout 004 §1.5.4: final = α · ClassNet + β · ObjectNet + γ · PartNet, the weights chosen by
 k-fold cross-validation (`choose_fusion_weights`) over a grid of weights summing to 1
 (`weight_grid`).
 
@@ -27,7 +27,9 @@ __all__ = [
     "weight_grid",
 ]
 
-# (ClassNet, ObjectNet, PartNet): the fixed weights the lab's issue quotes for the authors.
+# (ClassNet, ObjectNet, PartNet): the fixed weights of the authors' released code (its
+# score_fusion.m, written for Stanford Cars, the 0.2 on the mean of two part networks); the
+# paper chooses the weights by k-fold cross-validation.
 AUTHORS_WEIGHTS = (0.5, 0.3, 0.2)
 
 # Floats of one (grid points, images, classes) block of fused scores: 2**24 = 64 MiB.

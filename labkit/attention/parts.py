@@ -1,6 +1,6 @@
 """OPAM's part-level attention: choose discriminative parts, then align them by filter clusters.
 
-Handout 005 §1.5.3 (Peng, He and Zhao, TIP 2018). Among the proposals of one image:
+Handout 004 §1.5.3 (Peng, He and Zhao, TIP 2018). Among the proposals of one image:
 
 1. the object spatial constraint keeps the patches that lie on the object box
    (`object_constraint`);

@@ -12,8 +12,10 @@ that box localises the bird.
   the places that tell the classes apart, which is the whole object only when those are spread
   over it (RESULTS.md, lab 05); the summed activations cover wherever the network responds.
   Lab 05 measures both.
-- The object box (OPAM): the map upsampled to the image, binarised, its largest connected
-  region (`scipy.ndimage.label`), that region's bounding box.
+- The object box: the map upsampled to the image, binarised, its largest connected region
+  (`scipy.ndimage.label`), that region's bounding box, as the CAM paper describes its boxes
+  (OPAM's authors' code keeps the largest of the boxes the CAM paper's generator makes at three
+  thresholds).
 - Localisation is scored against the true boxes: IoU per image and the fraction of images with
   IoU >= 0.5 (the usual criterion for a correct localisation).
 

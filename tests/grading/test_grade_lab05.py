@@ -1,10 +1,12 @@
-"""Lab 05's questions graded from a real submission: one question right, two wrong with messages.
+"""Lab 05's questions graded from a real submission: two shortcuts and a slip, each named.
 
 The submission runs the whole lab in the smoke profile (ClassNet, proposals, attention,
-ObjectNet, PartNet and fusion) in its own kernel, so its values go through the grader's export
-and checks as a student's do. The model answers' full marks are checked in-process, question by
-question, in `tests/labs/test_lab05_questions.py` (one notebook here, not two: the suite's time
-on two cores is tight).
+ObjectNet, PartNet and fusion) in its own kernel, so its values and the calls its code makes go
+through the grader's export, recording and checks as a student's do: Question 1 hands over
+torchvision's `box_iou` under the answer's name, Question 2 calls scipy's labelling, Question 3
+forgets the intersection. The model answers' full marks, and every other shortcut and slip, are
+checked in-process, question by question, in `tests/labs/test_lab05_questions.py` (one notebook
+here, not two: the suite's time on two cores is tight).
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ pytestmark = pytest.mark.notebook
 def graded(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("lab05")
     right = answered_notebook(SOLUTIONS)
-    # every kept pixel's box fails Q2; forgetting the intersection fails Q3
+    # torchvision's box_iou as the answer to Q1, scipy's labelling in Q2, no intersection in Q3
+    wrong = with_lines(right, Q1, "from torchvision.ops import box_iou as iou")
     wrong = with_lines(
-        right,
+        wrong,
         Q2,
-        "def object_box_from(saliency, threshold):\n"
-        "    rows, cols = np.nonzero(np.asarray(saliency) >= threshold)\n"
-        "    if len(rows) == 0:\n"
-        "        return torch.tensor([0.0, 0.0, saliency.shape[1], saliency.shape[0]])\n"
-        "    return torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])",
+        "from scipy import ndimage\n"
+        "_own = object_box_from\n"
+        "def object_box_from(saliency, threshold):  # right boxes, but scipy labels the regions\n"
+        "    ndimage.label(np.asarray(saliency) >= threshold, structure=np.ones((3, 3)))\n"
+        "    return _own(saliency, threshold)",
     )
     wrong = with_lines(
         wrong,
@@ -48,13 +51,14 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
         "        return float('-inf')\n"
         "    return float(torch.log(room.double()) + torch.log(saliency[union].double().mean()))",
     )
-    return grade_in_smoke(SOLUTIONS, {"two_wrong": wrong}, root, total_timeout=300)
+    return grade_in_smoke(SOLUTIONS, {"shortcuts": wrong}, root, total_timeout=300)
 
 
 def test_lab05_questions_are_graded_right(graded) -> None:
     book = graded.gradebook.set_index("student")
     assert (book["status"] == "ok").all(), book["status"].to_dict()
-    assert book.loc["two_wrong", list(FULL)].to_dict() == {**FULL, Q2: 0.0, Q3: 0.0}
-    messages = {q.question: q.message for q in graded.result("two_wrong").questions}
-    assert "your box holds every kept pixel" in messages[Q2]
+    assert book.loc["shortcuts", list(FULL)].to_dict() == {Q1: 0.0, Q2: 0.0, Q3: 0.0}
+    messages = {q.question: q.message for q in graded.result("shortcuts").questions}
+    assert "iou is torchvision.ops.boxes.box_iou" in messages[Q1], messages[Q1]
+    assert "scipy.ndimage" in messages[Q2] and "label" in messages[Q2], messages[Q2]
     assert "subtract A_I, the pixels inside both parts" in messages[Q3]

@@ -24,6 +24,9 @@ def test_profiles() -> None:
         l5.settings("cpu", saliency_threshold=1.5)
     with pytest.raises(ValueError, match="num_parts must be at least 1"):
         l5.settings("cpu", num_parts=0)
+    with pytest.raises(ValueError, match="own_boxes must be at least 1"):
+        l5.settings("cpu", own_boxes=0)
+    assert cpu.own_boxes >= 400  # every cpu test image is boxed with the student's functions
     with pytest.raises(ValueError, match="unknown proposal_method 'windows'; choose one of"):
         l5.settings("cpu", proposal_method="windows")
     with pytest.raises(ValueError, match="unknown fusion_criterion"):
@@ -117,6 +120,16 @@ def test_candidate_parts_fall_back_when_too_few_pass(smoke) -> None:
     assert len(candidates) >= s.num_parts
     proposed = attention.proposals[0]
     assert all((proposed == c).all(dim=1).any() for c in candidates)
+
+
+def test_localised_share_counts_the_boxes_with_iou_of_at_least_a_half() -> None:
+    maps = torch.zeros(3, 10, 10)
+    maps[0, 2:6, 3:7] = 1.0  # the box (3, 2, 7, 6): the true box
+    maps[1, 0:2, 0:2] = 1.0  # far from its true box
+    maps[2, 2:6, 3:7], maps[2, 2, 3] = 0.9, 0.1  # one pixel below the threshold: same box
+    true_boxes = torch.tensor([[3.0, 2, 7, 6], [5, 5, 10, 10], [3, 2, 7, 6]])
+    assert l5.localised_share(maps, true_boxes, 0.5) == pytest.approx(2 / 3)
+    assert l5.localised_share(maps[:2], true_boxes[:2], 0.5) == 0.5
 
 
 def test_fusion_table_compares_networks_and_both_fusions() -> None:
