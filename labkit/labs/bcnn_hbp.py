@@ -1,9 +1,16 @@
 """Lab 04, bilinear pooling: its settings for each profile and its two-stage recipe.
 
-The HBP authors' recipe (handout 000): VGG-16 with ImageNet weights, 448 x 448 crops of images
-resized to a short side of 512. Stage 1 trains the new head with the backbone frozen (SGD,
-lr 1.0, effective batch 48 as 12 x 4 accumulated); stage 2 fine-tunes everything (lr 0.001,
-effective batch 16 as 8 x 2). `full` keeps that. Without ImageNet weights on disk the backbone
+The HBP recipe: VGG-16 with ImageNet weights, 448 x 448 crops of images resized to a short side
+of 512. Stage 1 trains the new head with the backbone frozen (SGD, lr 1.0, effective batch 48 as
+12 x 4 accumulated), stage 2 fine-tunes everything (lr 0.001, effective batch 16 as 8 x 2): the
+rates and batches of the HBP authors' released Caffe solvers (ChaojianYu/Hierarchical-Bilinear-
+Pooling, `ft_last_layer.solver` and `ft_all.solver`, with `iter_size` 4 and 2). Handout 000 ran
+lr 0.1 with batch 6 (stage 1) and 0.001 with batch 4 (stage 2), its GPU's limit. Stage 1's
+weight decay (1e-8) is the handout's, stage 2's (1e-5) that of the PyTorch BCNN code
+(HaoMood/bilinear-cnn) the handout's HBP code descends from; the schedule is the handout's (the
+rate /10 after 3 epochs without a better validation accuracy, `Stage`), where the authors'
+solvers step theirs at fixed iterations. `full` keeps all of that. Without ImageNet weights on
+disk the backbone
 is first pretrained by labkit on synthetic source-task species, disjoint from the lab's (cached
 in the lab's runs folder), so that stage 1 still trains a head on features learnt elsewhere.
 `cpu` and `smoke` use a narrow VGG with batch norm at 96 and 48 px.
@@ -45,6 +52,7 @@ from labkit.session import Lab, start_lab
 from labkit.train import evaluate
 
 __all__ = [
+    "Comparison",
     "LAB",
     "MODELS",
     "PROFILES",
@@ -56,6 +64,7 @@ __all__ = [
     "score_on_test",
     "settings",
     "start",
+    "train_and_compare",
     "train_stage",
 ]
 
@@ -254,22 +263,30 @@ def score_on_test(model: nn.Module, data: LabData, settings: Settings) -> float:
     return float(evaluate(model, loader, topk=(1,))["top1"])
 
 
+class Comparison(NamedTuple):
+    """What `train_and_compare` returns: the table, and every stage's history."""
+
+    table: pd.DataFrame  # one row per model
+    histories: dict[str, dict[str, pd.DataFrame]]  # model -> {"stage 1", "stage 2"} -> history
+
+
 def train_and_compare(
     lab: Lab,
     models: tuple[str, ...] = MODELS,
     *,
     root: str | os.PathLike | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> Comparison:
     """The lab's whole recipe: the backbone (ImageNet weights, or pretrained once on the source
     species), then for each model stage 1 (head only) and stage 2 (everything) on the birds
     with a validation split carved from training; each stage checkpointed under the lab's runs
     folder, so a second call only loads.
 
-    Returns one row per model: test accuracy after each stage, parameters, activations saved
-    for backward per image in stage 2 (`labkit.memory.step_memory` on 2 images), the step's
-    peak CUDA memory (NaN on a CPU), training seconds. Prints the backbone's line; under
-    torchrun every process trains its share and all return the same table.
+    Returns the table, one row per model: test accuracy after each stage, parameters,
+    activations saved for backward per image in stage 2 (`labkit.memory.step_memory` on 2
+    images), the step's peak CUDA memory (NaN on a CPU), training seconds; and each model's
+    two histories (`labkit.train.fit`'s, one row per epoch), for its training curves. Prints
+    the backbone's line; under torchrun every process trains its share and all return the same.
     """
     from labkit.labs.birds import load_lab_birds
     from labkit.memory import step_memory
@@ -288,7 +305,7 @@ def train_and_compare(
         print(line)
     data = load_lab_birds(s, root=root, verbose=distributed.is_main())
     train, val = carve_validation(data.train, s.val_fraction)
-    rows = []
+    rows, histories = [], {}
     for kind in models:
         seed_everything(lab.seed)
         model = build_model(kind, copy.deepcopy(backbone), s, data.num_classes)
@@ -307,6 +324,7 @@ def train_and_compare(
         images = torch.stack([data.train[i][0] for i in range(2)]).to(lab.device)
         labels = torch.tensor([data.train[i][1] for i in range(2)], device=lab.device)
         memory = step_memory(model, images, labels)
+        histories[kind] = {"stage 1": first, "stage 2": second}
         rows.append({
             "model": kind,
             "test acc after stage 1": after_first,
@@ -316,7 +334,7 @@ def train_and_compare(
             "peak CUDA memory, 2 images (MiB)": (memory["peak_cuda"] or float("nan")) / 2**20,
             "training (s)": float(first["seconds"].sum() + second["seconds"].sum()),
         })  # fmt: skip
-    return pd.DataFrame(rows).set_index("model")
+    return Comparison(pd.DataFrame(rows).set_index("model"), histories)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with quiet:
         lab = start(args.profile)
-        table = train_and_compare(lab, tuple(args.models), progress=not args.no_progress)
+        table = train_and_compare(lab, tuple(args.models), progress=not args.no_progress).table
     if distributed.is_main():
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
         out = args.csv or lab.run_dir("") / "table.csv"

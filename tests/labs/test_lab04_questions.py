@@ -1,9 +1,14 @@
-"""Lab 04's graded questions, each checked in-process as the grader does (`run_checks`).
+"""Lab 04's graded questions, each checked in-process as the grader does (`run_checks` and the
+verdict on the calls the answer made).
 
-For every question: (a) the model answer gets full marks, (b) a correct answer in another form
-(einsum or reshape, float64, NumPy values) gets full marks, (c) a plausible wrong answer gets no
-marks and a message a student can act on. The answer cell and the probe cell after it run from
-the solutions notebook itself, so the tests follow the lab.
+For every question: (a) the model answer gets full marks; (b) a correct answer in another form
+(einsum or reshape, a loop over locations, float64, NumPy values) gets full marks; (c) a
+shortcut (labkit's own version, through an alias or a helper in another cell, a convolution
+where the question asks for a product, the visible check's literal values pasted as the answer)
+gets no marks, and the feedback names the call; (d) a plausible wrong answer gets no marks, with
+a message a student can act on where the visible check can tell, and only "a hidden check
+failed" where it was tuned to the visible inputs. The answer cell and the probe cell after it
+run from the solutions notebook itself, so the tests follow the lab.
 """
 
 from __future__ import annotations
@@ -21,15 +26,26 @@ from torch import nn
 LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "04_bcnn_hbp.ipynb")
 _grade, _model, _probe, _full = LAB.grade, LAB.answer, LAB.probe, LAB.full
 CODE_QUESTIONS = ("q1_bilinear", "q2_interaction", "q3_accumulation")
+HIDDEN = "a hidden check failed"
 
 
 def _run(*sources: str) -> dict:
-    return run_cells({"torch": torch, "nn": nn, "F": F, "pd": pd, "np": np}, *sources)
+    namespace = {"__name__": "__main__", "torch": torch, "nn": nn, "F": F, "pd": pd, "np": np}
+    return run_cells(namespace, *sources)
 
 
 def test_every_code_question_is_tested_here() -> None:
     assert set(LAB.questions) == set(CODE_QUESTIONS)
     assert [_full(q) for q in CODE_QUESTIONS] == [2.0, 2.0, 3.0]
+
+
+def test_each_question_has_hidden_checks_and_the_convolutions_are_forbidden_in_q2() -> None:
+    for grade_id in CODE_QUESTIONS:
+        (check,) = LAB.questions[grade_id].checks
+        assert check.hidden_lines, grade_id
+    assert not LAB.questions["q1_bilinear"].forbidden  # labkit only, always forbidden
+    forbidden = set(LAB.questions["q2_interaction"].forbidden)
+    assert {"torch.nn.modules.conv", "torch.nn.functional.conv2d", "torch.convolution"} <= forbidden
 
 
 @pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
@@ -48,47 +64,253 @@ def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
         _run(released, _probe(grade_id))
 
 
-OTHER_FORMS = {
-    "q1_bilinear": """
+OTHER_FORMS = [
+    (
+        "q1_bilinear",
+        """
 def bilinear_pooling(features):  # einsum, float64 inside
     x = features.double().flatten(2)
     return torch.einsum("ncl,ndl->ncd", x, x).div(x.shape[2]).flatten(1)
 
-def signed_sqrt_l2(z):  # labkit's epsilon inside the root, F.normalize
+def signed_sqrt_l2(z):  # an epsilon inside the root, F.normalize for the rows
     return F.normalize(torch.sign(z) * torch.sqrt(z.abs() + 1e-10), dim=-1)
 """,
-    "q2_interaction": """
+    ),
+    (
+        "q1_bilinear",
+        """
+def bilinear_pooling(features):  # a loop over locations and images: slower, the same numbers
+    n, c, h, w = features.shape
+    out = torch.zeros(n, c, c)
+    for k in range(n):
+        for i in range(h):
+            for j in range(w):
+                out[k] += torch.outer(features[k, :, i, j], features[k, :, i, j])
+    return (out / (h * w)).reshape(n, c * c)
+
+def signed_sqrt_l2(z):  # torch.where, a norm of its own
+    root = torch.where(z >= 0, z.clamp(min=0).sqrt(), -(-z).clamp(min=0).sqrt())
+    return root / root.pow(2).sum(dim=1, keepdim=True).sqrt()
+""",
+    ),
+    (
+        "q2_interaction",
+        """
 def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):
     n, _, h, w = x_a.shape  # reshape and matrix products, one (d, L) matrix per image
     p_a = weight_a @ x_a.reshape(n, -1, h * w) + bias_a.unsqueeze(1)
     p_b = weight_b @ x_b.reshape(n, -1, h * w) + bias_b.unsqueeze(1)
     return torch.sum(p_a * p_b, dim=-1)
 """,
-    "q3_accumulation": """
+    ),
+    (
+        "q2_interaction",
+        """
+def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):
+    # F.linear at every location (channels last): a matrix product plus the bias
+    p_a = F.linear(x_a.permute(0, 2, 3, 1), weight_a, bias_a)
+    p_b = F.linear(x_b.permute(0, 2, 3, 1), weight_b, bias_b)
+    return (p_a * p_b).sum(dim=(1, 2)).double()
+""",
+    ),
+    (
+        "q3_accumulation",
+        """
 def accumulate_gradients(model, loss_fn, micro_batches):
     sizes = np.array([len(t) for _, t in micro_batches], dtype=np.float64)
     for (x, y), share in zip(micro_batches, sizes / sizes.sum()):
         torch.autograd.backward(loss_fn(model(x), y) * float(share))
 """,
-}
+    ),
+    (
+        "q3_accumulation",
+        """
+def accumulate_gradients(model, loss_fn, micro_batches):
+    # each micro-batch's gradient by torch.autograd.grad, added into .grad by hand
+    total = sum(len(t) for _, t in micro_batches)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for x, y in micro_batches:
+        grads = torch.autograd.grad(loss_fn(model(x), y) * len(y) / total, params)
+        for p, g in zip(params, grads):
+            p.grad = g.clone() if p.grad is None else p.grad + g
+""",
+    ),
+]
 
 
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_answers_in_other_forms_get_full_marks(grade_id: str) -> None:
-    ns = _run(OTHER_FORMS[grade_id], _probe(grade_id))
+@pytest.mark.parametrize(("grade_id", "answer"), OTHER_FORMS)
+def test_answers_in_other_forms_get_full_marks(grade_id: str, answer: str) -> None:
+    ns = _run(answer, _probe(grade_id))
     assert _grade(grade_id, ns) == (_full(grade_id), "")
 
 
 def test_numpy_values_get_full_marks() -> None:
     ns = _run(_model("q1_bilinear"), _probe("q1_bilinear"))
-    ns["pooled"] = ns["pooled"].double().numpy()
+    for name in ("pooled", "q1_random_pooled"):
+        ns[name] = ns[name].double().numpy()
     ns["normalized"] = ns["normalized"].numpy()
     assert _grade("q1_bilinear", ns) == (2.0, "")
     ns = _run(_model("q3_accumulation"), _probe("q3_accumulation"))
-    ns["accumulated"] = {
-        s: {k: v.numpy() for k, v in g.items()} for s, g in ns["accumulated"].items()
-    }
+    for name in ("line_grads", "accumulated"):
+        ns[name] = {s: {k: v.numpy() for k, v in g.items()} for s, g in ns[name].items()}
     assert _grade("q3_accumulation", ns) == (3.0, "")
+
+
+# (c) shortcuts: each scores nothing, and the feedback names what the answer called
+SHORTCUTS = [
+    (  # labkit's bilinear pooling, through an alias
+        "q1_bilinear",
+        [
+            "from labkit.models.bilinear import bilinear_pool as pool\n"
+            "def bilinear_pooling(features):\n"
+            "    return pool(features)"
+        ],
+        "labkit.models.bilinear.bilinear_pool",
+    ),
+    (  # labkit's pooling through a helper defined in another cell of the notebook
+        "q1_bilinear",
+        [
+            "import labkit.models.bilinear as kit\ndef _pool(x):\n    return kit.bilinear_pool(x)",
+            "def bilinear_pooling(features):\n    return _pool(features)",
+        ],
+        "labkit.models.bilinear.bilinear_pool",
+    ),
+    (  # two nn.Conv2d 1x1 layers holding the weights: what the question rules out
+        "q2_interaction",
+        [
+            "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+            "    conv_a = nn.Conv2d(weight_a.shape[1], weight_a.shape[0], 1)\n"
+            "    conv_b = nn.Conv2d(weight_b.shape[1], weight_b.shape[0], 1)\n"
+            "    with torch.no_grad():\n"
+            "        conv_a.weight.copy_(weight_a[:, :, None, None])\n"
+            "        conv_a.bias.copy_(bias_a)\n"
+            "        conv_b.weight.copy_(weight_b[:, :, None, None])\n"
+            "        conv_b.bias.copy_(bias_b)\n"
+            "    return (conv_a(x_a) * conv_b(x_b)).sum(dim=(2, 3))"
+        ],
+        "torch.nn.modules.conv.Conv2d",
+    ),
+    (  # F.conv2d through an alias
+        "q2_interaction",
+        [
+            "from torch.nn.functional import conv2d as project\n"
+            "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+            "    p_a = project(x_a, weight_a[:, :, None, None], bias_a)\n"
+            "    p_b = project(x_b, weight_b[:, :, None, None], bias_b)\n"
+            "    return (p_a * p_b).sum(dim=(2, 3))"
+        ],
+        "conv2d",
+    ),
+    (  # a 1x1 convolution as conv1d over the flattened locations, in a helper cell
+        "q2_interaction",
+        [
+            "def _project(x, weight, bias):\n"
+            "    return torch.nn.functional.conv1d(x.flatten(2), weight[:, :, None], bias)",
+            "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+            "    return (_project(x_a, weight_a, bias_a) * _project(x_b, weight_b, bias_b)).sum(2)",
+        ],
+        "conv1d",
+    ),
+    (  # labkit's private projection helper, same arguments as the question's
+        "q2_interaction",
+        [
+            "from labkit.models.bilinear import _project\n"
+            "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+            "    return (_project(x_a, weight_a, bias_a) * _project(x_b, weight_b, bias_b)).sum(2)"
+        ],
+        "labkit.models.bilinear._project",
+    ),
+    (  # labkit's three interactions, the first one taken
+        "q2_interaction",
+        [
+            "from labkit.models.bilinear import hbp_interactions\n"
+            "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+            "    maps, ws = (x_a, x_b, x_b), (weight_a, weight_b, weight_b)\n"
+            "    return hbp_interactions(maps, ws, (bias_a, bias_b, bias_b))[0]"
+        ],
+        "labkit.models.bilinear.hbp_interactions",
+    ),
+    (  # labkit's training step, which scales and backpropagates one micro-batch
+        "q3_accumulation",
+        [
+            "from labkit.train import backward_step\n"
+            "def accumulate_gradients(model, loss_fn, micro_batches):\n"
+            "    total = sum(len(y) for _, y in micro_batches)\n"
+            "    for x, y in micro_batches:\n"
+            "        backward_step(model, x, y, loss_fn=loss_fn, loss_scale=len(y) / total)"
+        ],
+        "labkit.train.backward_step",
+    ),
+]
+
+
+@pytest.mark.parametrize(("grade_id", "cells", "called"), SHORTCUTS)
+def test_shortcuts_get_no_marks_and_the_feedback_names_the_call(
+    grade_id: str, cells: list[str], called: str
+) -> None:
+    ns = _run(_model(grade_id), *cells, _probe(grade_id))
+    points, message = _grade(grade_id, ns)
+    assert points == 0.0 and called in message and "yourself" in message, message
+
+
+# a library's function handed over as the answer itself: the probe calls it, not the student's
+# code, so the visible check asks where the answer's function comes from
+HANDED_OVER = [
+    (
+        "q1_bilinear",
+        "from labkit.models.bilinear import signed_sqrt_l2",
+        "signed_sqrt_l2 is labkit.models.bilinear.signed_sqrt_l2",
+    ),
+    (
+        "q1_bilinear",
+        "import labkit.models.bilinear\nbilinear_pooling = labkit.models.bilinear.bilinear_pool",
+        "bilinear_pooling is labkit.models.bilinear.bilinear_pool",
+    ),
+]
+
+
+@pytest.mark.parametrize(("grade_id", "cell", "message"), HANDED_OVER)
+def test_a_library_function_handed_over_as_the_answer_gets_no_marks(
+    grade_id: str, cell: str, message: str
+) -> None:
+    points, got = _grade(grade_id, _run(_model(grade_id), cell, _probe(grade_id)))
+    assert points == 0.0 and message in got and "did not define" in got, got
+
+
+# the visible checks' literal values returned as the answer: they pass the visible checks, and
+# the hidden checks, on random inputs, fail them
+PASTED = [
+    (
+        "q1_bilinear",
+        "def bilinear_pooling(features):\n"
+        "    return torch.tensor([[5 / 3, 2 / 3, 2 / 3, 10 / 3], [2.0, 1 / 3, 1 / 3, 5 / 3]])\n"
+        "def signed_sqrt_l2(z):\n"
+        "    return torch.tensor([[2 / 3, -1 / 3, 0.0, 2 / 3], [0.6, 0.0, -0.8, 0.0]])",
+    ),
+    (
+        "q2_interaction",
+        "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+        "    return torch.tensor([[2.0, 12.0], [4.0, 4.0]])",
+    ),
+    (  # the line's gradients written into .grad, with one zero-weighted backward per part
+        "q3_accumulation",
+        "def accumulate_gradients(model, loss_fn, micro_batches):\n"
+        "    for x, y in micro_batches:\n"
+        "        (0 * loss_fn(model(x), y)).backward()\n"
+        "    if isinstance(model, nn.Linear):\n"
+        "        model.weight.grad = torch.tensor([[-12.0, -12.5]])\n"
+        "        model.bias.grad = torch.tensor([-9.0])",
+    ),
+]
+
+
+@pytest.mark.parametrize(("grade_id", "answer"), PASTED)
+def test_the_visible_checks_values_pasted_as_the_answer_get_no_marks(
+    grade_id: str, answer: str
+) -> None:
+    visible_only = _run(answer, _probe(grade_id))
+    points, message = _grade(grade_id, visible_only)
+    assert points == 0.0 and message == HIDDEN, message
 
 
 WRONG = [
@@ -97,7 +319,7 @@ WRONG = [
         "def bilinear_pooling(f):\n"
         "    x = f.flatten(2)\n"
         "    return (x @ x.transpose(1, 2)).flatten(1)",
-        "your pooling is 12 times too large",
+        "your pooling is 3 times too large",
     ),
     (  # one matrix over the whole batch: the images' locations mixed together
         "q1_bilinear",
@@ -105,14 +327,26 @@ WRONG = [
         "    n, c = f.shape[:2]\n"
         "    x = f.transpose(0, 1).reshape(c, -1)\n"
         "    return (x @ x.T / x.shape[1]).flatten().repeat(n, 1)",
-        "bilinear_pooling differs from the mean of x_l x_lᵀ over locations",
+        "image 0 is section 2's map",
     ),
     (  # the locations' Gram matrix (L x L) instead of the channels' (C x C)
         "q1_bilinear",
         "def bilinear_pooling(f):\n"
         "    x = f.flatten(2)\n"
         "    return (x.transpose(1, 2) @ x / x.shape[2]).flatten(1)",
-        "should return (N, C * C) = (3, 25), not (3, 144)",
+        "should return (N, C * C) = (2, 4), not (2, 9)",
+    ),
+    (  # divided by the number of channels, not of locations
+        "q1_bilinear",
+        "def bilinear_pooling(f):\n"
+        "    x = f.flatten(2)\n"
+        "    return (x @ x.transpose(1, 2) / x.shape[1]).flatten(1)",
+        "image 0 is section 2's map, whose B is [5/3, 2/3, 2/3, 10/3]",
+    ),
+    (  # the square root of z itself: NaN where z < 0
+        "q1_bilinear",
+        "def signed_sqrt_l2(z):\n    return F.normalize(z.sqrt(), dim=1)",
+        "signed_sqrt_l2 gave NaN",
     ),
     (  # the sign dropped
         "q1_bilinear",
@@ -134,14 +368,21 @@ WRONG = [
     (  # no square root at all: signs and lengths right, values not
         "q1_bilinear",
         "def signed_sqrt_l2(z):\n    return z / z.norm(dim=1, keepdim=True)",
-        "signed_sqrt_l2 differs from sign(z) * sqrt(|z|) divided by its row's L2 norm",
+        "signed_sqrt_l2 of [4, -1, 0, 4] should be [2, -1, 0, 2] / 3",
     ),
-    (  # the mean over locations
+    (  # the rows' norm over the whole batch, right when the batch has one row only
+        "q1_bilinear",
+        "def signed_sqrt_l2(z):\n"
+        "    root = torch.sign(z) * z.abs().sqrt()\n"
+        "    return root / root.norm()",
+        "every row of signed_sqrt_l2's output should have length 1",
+    ),
+    (  # the mean over the locations
         "q2_interaction",
         "_sum = cross_layer_interaction\n"
         "def cross_layer_interaction(**inputs):\n"
-        "    return _sum(**inputs) / 12",
-        "your interaction is the mean over the 12 locations",
+        "    return _sum(**inputs) / (inputs['x_a'].shape[2] * inputs['x_a'].shape[3])",
+        "your interaction is the mean over the 2 locations",
     ),
     (  # the biases forgotten
         "q2_interaction",
@@ -149,14 +390,38 @@ WRONG = [
         "    p_a = torch.einsum('dc,nchw->ndhw', weight_a, x_a)\n"
         "    p_b = torch.einsum('dc,nchw->ndhw', weight_b, x_b)\n"
         "    return (p_a * p_b).sum(dim=(2, 3))",
-        "check that both projections add their bias",
+        "both projections add their bias",
+    ),
+    (  # one bias forgotten
+        "q2_interaction",
+        "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+        "    p_a = torch.einsum('dc,nchw->ndhw', weight_a, x_a) + bias_a[:, None, None]\n"
+        "    p_b = torch.einsum('dc,nchw->ndhw', weight_b, x_b)\n"
+        "    return (p_a * p_b).sum(dim=(2, 3))",
+        "image 0 should give z_ab = [2, 12]",
+    ),
+    (  # every pair of the d channels (a d x d matrix), not the element-wise product
+        "q2_interaction",
+        "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+        "    p_a = torch.einsum('dc,nchw->ndhw', weight_a, x_a) + bias_a[:, None, None]\n"
+        "    p_b = torch.einsum('dc,nchw->ndhw', weight_b, x_b) + bias_b[:, None, None]\n"
+        "    return torch.einsum('nahw,nbhw->nab', p_a, p_b)",
+        "should be (N, d) = (2, 2), not (2, 2, 2)",
+    ),
+    (  # summed over W only: right where H = 1, as in the visible inputs
+        "q2_interaction",
+        "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+        "    p_a = torch.einsum('dc,nchw->ndhw', weight_a, x_a) + bias_a[:, None, None]\n"
+        "    p_b = torch.einsum('dc,nchw->ndhw', weight_b, x_b) + bias_b[:, None, None]\n"
+        "    return (p_a * p_b)[:, :, 0].sum(dim=-1)",
+        HIDDEN,
     ),
     (  # no scaling: the sum of the micro-batches' mean losses
         "q3_accumulation",
         "def accumulate_gradients(model, loss_fn, micro_batches):\n"
         "    for x, y in micro_batches:\n"
         "        loss_fn(model(x), y).backward()",
-        "micro-batches 4 x 2: the gradient of",
+        "micro-batches 4 x 2: b's gradient is -36, not -9",
     ),
     (  # divided by the number of micro-batches: right for equal sizes only
         "q3_accumulation",
@@ -172,6 +437,27 @@ WRONG = [
         "    y = torch.cat([y for _, y in micro_batches])\n"
         "    loss_fn(model(x), y).backward()",
         "backward ran 1 times, not 4",
+    ),
+    (  # the micro-batches' losses added, then one backward: the memory of the whole batch
+        "q3_accumulation",
+        "def accumulate_gradients(model, loss_fn, micro_batches):\n"
+        "    total = sum(len(y) for _, y in micro_batches)\n"
+        "    sum(loss_fn(model(x), y) * len(y) / total for x, y in micro_batches).backward()",
+        "backward ran 1 times, not 4",
+    ),
+    (  # each loss multiplied by its size but not divided by the total
+        "q3_accumulation",
+        "def accumulate_gradients(model, loss_fn, micro_batches):\n"
+        "    for x, y in micro_batches:\n"
+        "        (loss_fn(model(x), y) * len(y)).backward()",
+        "b's gradient is -72, not -9",
+    ),
+    (  # the visible batch's size written in: right for 8 images, not for the hidden 10
+        "q3_accumulation",
+        "def accumulate_gradients(model, loss_fn, micro_batches):\n"
+        "    for x, y in micro_batches:\n"
+        "        (loss_fn(model(x), y) * len(y) / 8).backward()",
+        HIDDEN,
     ),
 ]
 
@@ -192,10 +478,3 @@ def test_an_unanswered_question_names_what_is_missing(grade_id: str) -> None:
         exec(compile(_probe(grade_id), "<probe>", "exec"), ns)  # noqa: S102
     points, got = _grade(grade_id, ns)
     assert points == 0.0 and got.endswith("not defined where the notebook reaches the checks"), got
-
-
-def test_a_changed_probe_is_named() -> None:
-    ns = _run(_model("q2_interaction"), _probe("q2_interaction"))
-    ns["probe_pair"] = {**ns["probe_pair"], "bias_a": torch.zeros(7)}
-    points, got = _grade("q2_interaction", ns)
-    assert points == 0.0 and "run the cell after your answer unchanged" in got
