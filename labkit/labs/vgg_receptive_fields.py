@@ -1,10 +1,12 @@
 """Lab 01, VGG and receptive fields: its settings for each profile, and its recipe.
 
 The handout's recipe (001): VGG-19 with ImageNet weights, its last layer replaced, fine-tuned on
-TensorFlow's five-class `flower_photos` split 80/20 into train and validation folders (SGD,
-lr 0.01, momentum 0.9, weight decay 5e-4, the rate divided by 10 when the validation accuracy
-stops improving). The paper's scale jitter (short side S drawn from [256, 512], 224 crops)
-trains; dense and multi-crop evaluation test. `full` keeps that.
+TensorFlow's five-class `flower_photos` split into train and validation folders (SGD, lr 0.01,
+momentum 0.9, weight decay 5e-4, the rate divided by 10 when the validation accuracy stops
+improving). labkit keeps 20% of each class for validation and trains with the paper's scale
+jitter (short side S drawn from [256, 512], 224 crops) instead of the handout's random resized
+crops; dense and multi-crop evaluation test each network at the paper's test scales for the
+scale it was trained at (`evaluation_scales`). `full` keeps that.
 
 Without ImageNet weights on disk the VGG is first pretrained, whole (convolutions and its
 4,096-unit layers), on labkit's synthetic source-task species (disjoint from the lab's, as in
@@ -21,6 +23,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -53,6 +56,7 @@ from labkit.labs.stage import Stage, fit_stage
 from labkit.metrics import top_k_error
 from labkit.models.vgg import VGG, VGG_CONFIGS, load_torchvision_weights, replace_head, vgg
 from labkit.multi_crop import crops_per_image, multi_crop_scores
+from labkit.receptive_field import receptive_field_table
 from labkit.session import Lab, start_lab
 
 __all__ = [
@@ -62,8 +66,10 @@ __all__ = [
     "Settings",
     "build_vgg",
     "compare_evaluations",
+    "early_stopping_note",
     "EvaluationSet",
-    "evaluation_set",
+    "evaluation_scales",
+    "evaluation_sets",
     "fine_tune",
     "train_from_scratch",
     "find_vgg_weights",
@@ -72,6 +78,8 @@ __all__ = [
     "pretrained_vgg",
     "settings",
     "start",
+    "trained_scale",
+    "window_grid",
 ]
 
 LAB = "01_vgg_receptive_fields"
@@ -88,8 +96,10 @@ PHOTO_BIRDS = {
 
 @dataclass(frozen=True)
 class Settings(BirdsSettings):
-    """Every size and rate lab 01 uses. `resize` and `crop` (from `BirdsSettings`) are the
-    short side and crop of evaluation images and of pretraining on the source species."""
+    """Every size and rate lab 01 uses. `crop` (from `BirdsSettings`) is the side of every
+    training crop; `resize` is the fixed training scale S of pretraining on the source species
+    (the short side its random crops are cut from) and the short side of the validation
+    photos' centre crops."""
 
     config: str = field(default="E", metadata=shown("VGG {}"))  # a key of VGG_CONFIGS
     batch_norm: bool = False
@@ -135,20 +145,17 @@ class Settings(BirdsSettings):
         """Side of the last feature map on a `crop` input: the first FC layer's window."""
         return self.crop // 32
 
-    @property
-    def scales(self) -> tuple[int, int, int]:
-        """The paper's test scales Q for a jittered S: S_min, their middle and S_max."""
-        return (self.scale_min, (self.scale_min + self.scale_max) // 2, self.scale_max)
-
 
 PROFILES = {
     "full": Settings(
         profile="full", resize=256, crop=224, synthetic=SOURCE_BIRDS["full"],
         source=SOURCE_BIRDS["full"], photo_birds=PHOTO_BIRDS["full"],
     ),
+    # resize (the fixed S of pretraining) is crop + 32 in every profile, as the paper's S = 256
+    # for 224 crops: its test scales S - 32, S and S + 32 all hold a crop
     "cpu": Settings(
         profile="cpu", config="A", batch_norm=True, width=16, hidden=256, dropout=0.1,
-        init="he", resize=112, crop=96, scale_min=96, scale_max=128, grid=3,
+        init="he", resize=128, crop=96, scale_min=96, scale_max=128, grid=3,
         synthetic=SOURCE_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"], photo_birds=PHOTO_BIRDS["cpu"],
         pretrain=Stage(num_epochs=25, batch_size=32, accum_steps=1, lr=0.02, weight_decay=5e-4,
                        schedule="cosine", label_smoothing=0.1),
@@ -410,14 +417,41 @@ def _train_on_photos(
                   run_info=info, seed=seed, progress=progress, desc=desc)  # fmt: skip
 
 
-class EvaluationSet(NamedTuple):
-    """What dense and multi-crop evaluation score, as `evaluation_set` returns it."""
+def evaluation_scales(scale_min: int, scale_max: int, crop: int) -> tuple[int, tuple[int, ...]]:
+    """The paper's test scales for a network trained on crops of images whose short side S was
+    `scale_min` (a fixed S: `scale_max` equal) or drawn from [scale_min, scale_max] (jittered).
 
+    Returns `(single, scales)`: the single test scale Q (section 4.1: S, or the middle of the
+    jitter's range) and the three of multi-scale evaluation (section 4.2: S - 32, S, S + 32 for a
+    fixed S; S_min, the middle and S_max for a jittered one). A scale smaller than the crop is
+    left out: no crop fits it, and dense evaluation needs a crop's worth of image.
+    """
+    if scale_min == scale_max:
+        single, scales = scale_min, (scale_min - 32, scale_min, scale_min + 32)
+    else:
+        single = (scale_min + scale_max) // 2
+        scales = (scale_min, single, scale_max)
+    return single, tuple(q for q in scales if q >= crop)
+
+
+def trained_scale(scale_min: int, scale_max: int) -> str:
+    """How a network's training scale reads: 'S = 112' or 'S in [96, 128]'."""
+    return f"S = {scale_min}" if scale_min == scale_max else f"S in [{scale_min}, {scale_max}]"
+
+
+class EvaluationSet(NamedTuple):
+    """A network and the images dense and multi-crop evaluation score it on, with the test
+    scales its training scale calls for, as `evaluation_sets` returns them."""
+
+    name: str  # which network on which images, short (the table's index)
     model: VGG  # the network scored
-    images: torch.Tensor  # (N, 3, S, S) normalised, S = settings.scale_max
+    images: torch.Tensor  # (N, 3, side, side) normalised, side = the largest test scale
     labels: torch.Tensor  # (N,)
     class_names: tuple[str, ...]
-    line: str  # which images and which network, for people
+    trained_at: str  # its training scale, e.g. "S = 112"
+    single: int  # the single test scale Q
+    scales: tuple[int, ...]  # the test scales of multi-scale evaluation
+    line: str  # all of it, for people
 
 
 def _spread(count: int, wanted: int | None) -> list[int]:
@@ -427,120 +461,178 @@ def _spread(count: int, wanted: int | None) -> list[int]:
     return [int(i * count / wanted) for i in range(wanted)]
 
 
-def evaluation_set(
+def _scored(name: str, model: VGG, test: Dataset, names, scale_range, settings, what: str):
+    """An EvaluationSet of `model` on (spread) images of `test`, read at the largest scale."""
+    single, scales = evaluation_scales(*scale_range, settings.crop)
+    items = [test[i] for i in _spread(len(test), settings.eval_images)]
+    _, rule = evaluation_scales(*scale_range, 0)
+    left_out = sorted(set(rule) - set(scales))
+    line = (
+        f"scored: {what}: {len(items)} images; trained at {trained_scale(*scale_range)}, so "
+        f"tested at Q = {single} alone and at Q = {', '.join(map(str, rule))} together"
+        + (f" ({', '.join(map(str, left_out))} left out: below the {settings.crop}-pixel crop)"
+           if left_out else "")
+    )  # fmt: skip
+    images = torch.stack([item[0] for item in items])
+    labels = torch.tensor([int(item[1]) for item in items])
+    return EvaluationSet(name, model, images, labels, tuple(names),
+                         trained_scale(*scale_range), single, scales, line)  # fmt: skip
+
+
+def evaluation_sets(
     pretrained: Pretrained,
     fine_tuned: VGG,
     split: SplitFolders,
     settings: Settings,
     root: str | os.PathLike | None = None,
-) -> EvaluationSet:
-    """The images and network dense and multi-crop evaluation compare, whole images at
-    `settings.scale_max` px (square; photos centre-cropped to a square), the first
+) -> list[EvaluationSet]:
+    """The networks dense and multi-crop evaluation compare, each on whole images (square;
+    photos centre-cropped to a square) at its largest test scale, the first
     `settings.eval_images` spread over the classes (all if None):
 
-    - pretrained on the source species: that network on the source species' test images, a
-      task with enough classes for a top-5 error to mean something;
-    - with ImageNet weights (ImageNet's images are not here): the fine-tuned network on the
-      photos' validation folder.
+    - pretrained by labkit: that network on the source species' test images, a task with enough
+      classes for a top-5 error to mean something; it was trained at one fixed scale
+      S = `settings.resize`. With ImageNet weights it is not scored (ImageNet's images are not
+      here);
+    - always: the fine-tuned network on the photos' validation folder; it was trained at a
+      jittered S in [`settings.scale_min`, `settings.scale_max`].
     """
-    side = settings.scale_max
+    sets = []
     if pretrained.origin.startswith("labkit pretraining"):
+        fixed = (settings.resize, settings.resize)
+        side = max(evaluation_scales(*fixed, settings.crop)[1])
         test = load_source_birds(resize=side, crop=side, synthetic=settings.source, root=root,
                                  verbose=False).test  # fmt: skip
-        model, names = pretrained.model, test.index.class_names
-        line = f"scored: the pretrained VGG on the {len(names)} source species' test images"
-    else:
-        test = ImageFolder(split.val, photo_transform(side, side, train=False), loader=load_photo)
-        model, names = fine_tuned, split.class_names
-        line = (
-            f"scored: the fine-tuned VGG on the {len(names)} photo classes' validation images "
-            f"(top-5 error of {len(names)} classes is 0 when there are 5 or fewer)"
-        )
-    items = [test[i] for i in _spread(len(test), settings.eval_images)]
-    images = torch.stack([item[0] for item in items])
-    labels = torch.tensor([int(item[1]) for item in items])
-    return EvaluationSet(model, images, labels, tuple(names), f"{line}: {len(items)} images")
+        names = test.index.class_names
+        what = f"the pretrained VGG on the {len(names)} source species' test images"
+        sets.append(_scored("pretrained, source species", pretrained.model, test, names, fixed,
+                            settings, what))  # fmt: skip
+    jittered = (settings.scale_min, settings.scale_max)
+    side = max(evaluation_scales(*jittered, settings.crop)[1])
+    test = ImageFolder(split.val, photo_transform(side, side, train=False), loader=load_photo)
+    what = (
+        f"the fine-tuned VGG on the {len(split.class_names)} photo classes' validation images "
+        f"(top-5 error left out: {len(split.class_names)} classes)"
+    )
+    sets.append(_scored("fine-tuned, photos", fine_tuned, test, split.class_names, jittered,
+                        settings, what))  # fmt: skip
+    return sets
 
 
 def _resized(images: torch.Tensor, size: int) -> torch.Tensor:
     return v2.functional.resize(images, [size], antialias=True)
 
 
+def window_grid(features: nn.Module, scales: Sequence[int], grid: int) -> pd.DataFrame:
+    """Where dense evaluation's windows sit at each test scale Q (one row per scale).
+
+    Columns: the last feature map's side, Q / jump (its side before the floors), the windows
+    per side (grid x grid each), and how many pixels the centre of the windows' grid lies above
+    and left of the image's centre (0 when Q is a multiple of the jump: the floors drop
+    nothing).
+    """
+    rows = {}
+    for q in scales:
+        last = receptive_field_table(features, q).iloc[-1]
+        side, jump, first = int(last["output size"]), int(last["jump"]), last["first centre"]
+        windows = side - grid + 1
+        centre = first + ((grid - 1) / 2 + (windows - 1) / 2) * jump
+        rows[q] = {"last map": side, "Q / jump": q / jump, "windows per side": windows,
+                   "grid's centre off by (px)": q / 2 - centre}  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("test scale Q")
+
+
+def early_stopping_note(history: pd.DataFrame) -> str:
+    """Which epoch's weights early stopping kept (the best validation accuracy, the first of
+    equals), and, when that is epoch 1 of a curve that went down and up again after it, that
+    the network kept is the one after a single epoch."""
+    acc = history["val_acc"].to_numpy()
+    best = int(acc.argmax())
+    later = acc[best + 1 :]
+    note = f"early stopping kept epoch {best + 1} of {len(acc)} ({acc[best]:.1%} on validation)"
+    steps = later[1:] - later[:-1]
+    if best == 0 and (steps < 0).any() and (steps > 0).any():
+        shown = ", ".join(f"{a:.1%}" for a in later)
+        note += (
+            f": after it the validation accuracy swung ({shown}) without beating it, so the "
+            "network kept is the one after a single epoch of fine-tuning"
+        )
+    elif len(later):
+        note += f"; the {len(later)} epochs after it reached {later.max():.1%} at best"
+    return note
+
+
 def compare_evaluations(
-    model: VGG, images: torch.Tensor, labels: torch.Tensor, settings: Settings,
-    *, batch_size: int = 32, progress: bool = True,
-) -> pd.DataFrame:  # fmt: skip
+    scored: EvaluationSet,
+    settings: Settings,
+    *,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Top-1 and top-5 error and seconds of five ways to score the same images:
 
-    - one centre crop at the middle test scale Q;
-    - dense evaluation at the middle Q (the fully convolutional net on the whole image, its
-      class-score map averaged);
-    - dense at the three scales Q, with flips (posteriors averaged);
-    - multi-crop: a `grid` x `grid` grid of crops at the three scales, with flips;
+    - one centre crop at the single test scale;
+    - dense evaluation at the single test scale (the fully convolutional net on the whole
+      image, its class-score map averaged);
+    - dense at all test scales, with flips (posteriors averaged);
+    - multi-crop: a `grid` x `grid` grid of crops at all test scales, with flips;
     - dense and multi-crop together (their posteriors averaged), as the paper combines them.
 
-    Args:
-        images: (N, 3, S, S) normalised images, S >= every test scale (`evaluation_images`).
+    The top-5 error is NaN for five classes or fewer (it is 0 by definition). `device`: where
+    the images go (default: the model's).
     """
-    fc = fully_convolutional(model).to(images.device)
-    low, middle, high = settings.scales
-    rows: dict[str, tuple[int, float]] = {}
+    model = scored.model
+    device = device if device is not None else next(model.parameters()).device
+    images, labels = scored.images.to(device), scored.labels.to(device)
+    fc = fully_convolutional(model).to(device)
+    single, scales = scored.single, scored.scales
+    rows: dict[str, tuple[str, int, float]] = {}
     posteriors: dict[str, torch.Tensor] = {}
 
-    def dense(scales: tuple[int, ...], flip: bool) -> torch.Tensor:
+    def dense(qs: tuple[int, ...], flip: bool) -> torch.Tensor:
         per_scale = []  # (N, num_classes) posteriors at each scale, averaged below
-        for q in scales:
+        for q in qs:
             chunks = [dense_scores(fc, _resized(images[i : i + batch_size], q), flip=flip)
                       for i in range(0, len(images), batch_size)]  # fmt: skip
             per_scale.append(torch.cat(chunks))
         return torch.stack(per_scale).mean(dim=0)
 
+    def crops(qs: tuple[int, ...], grid: int, flip: bool) -> torch.Tensor:
+        return multi_crop_scores(model, images, scales=qs, crop=settings.crop, grid=grid,
+                                 flip=flip, batch_size=batch_size)  # fmt: skip
+
+    every = ", ".join(map(str, scales))
     ways = {
-        "centre crop, Q middle": (
-            lambda: multi_crop_scores(
-                model,
-                images,
-                scales=(middle,),
-                crop=settings.crop,
-                grid=1,
-                flip=False,
-                batch_size=batch_size,
-            ),  # fmt: skip
-            1,
+        "centre crop, single scale": (str(single), lambda: crops((single,), 1, False), 1),
+        "dense, single scale": (str(single), lambda: dense((single,), False), 1),
+        "dense, all scales + flips": (every, lambda: dense(scales, True), 2 * len(scales)),
+        "multi-crop, all scales + flips": (
+            every,
+            lambda: crops(scales, settings.grid, True),
+            crops_per_image(settings.grid, scales, True),
         ),
-        "dense, Q middle": (lambda: dense((middle,), False), 1),
-        "dense, 3 scales + flips": (lambda: dense((low, middle, high), True), 6),
-        "multi-crop, 3 scales + flips": (
-            lambda: multi_crop_scores(
-                model,
-                images,
-                scales=settings.scales,
-                crop=settings.crop,
-                grid=settings.grid,
-                flip=True,
-                batch_size=batch_size,
-            ),
-            crops_per_image(settings.grid, settings.scales, True),
-        ),  # fmt: skip
     }
-    for name, (score, passes) in tqdm(ways.items(), desc="evaluations", disable=not progress):
+    times: dict[str, float] = {}
+    for name, (qs, score, passes) in tqdm(ways.items(), desc="evaluations", disable=not progress):
         begin = time.perf_counter()
         posteriors[name] = score()
-        rows[name] = (passes, time.perf_counter() - begin)
-    posteriors["dense + multi-crop"] = (
-        posteriors["dense, 3 scales + flips"] + posteriors["multi-crop, 3 scales + flips"]
-    ) / 2
-    rows["dense + multi-crop"] = (
-        rows["dense, 3 scales + flips"][0] + rows["multi-crop, 3 scales + flips"][0],
-        rows["dense, 3 scales + flips"][1] + rows["multi-crop, 3 scales + flips"][1],
-    )
-    table = pd.DataFrame(
+        times[name] = time.perf_counter() - begin
+        rows[name] = (qs, passes, times[name])
+    both = ("dense, all scales + flips", "multi-crop, all scales + flips")
+    posteriors["dense + multi-crop"] = (posteriors[both[0]] + posteriors[both[1]]) / 2
+    rows["dense + multi-crop"] = (every, rows[both[0]][1] + rows[both[1]][1],
+                                  times[both[0]] + times[both[1]])  # fmt: skip
+    top5 = len(scored.class_names) > 5
+    return pd.DataFrame(
         {
+            "test scales Q": [rows[n][0] for n in rows],
             "top-1 error": [top_k_error(posteriors[n], labels, 1) for n in rows],
-            "top-5 error": [top_k_error(posteriors[n], labels, 5) for n in rows],
-            "forward passes per image": [rows[n][0] for n in rows],
-            "seconds": [rows[n][1] for n in rows],
+            "top-5 error": [
+                top_k_error(posteriors[n], labels, 5) if top5 else float("nan") for n in rows
+            ],
+            "forward passes per image": [rows[n][1] for n in rows],
+            "seconds": [rows[n][2] for n in rows],
         },
         index=pd.Index(list(rows), name="evaluation"),
     )
-    return table

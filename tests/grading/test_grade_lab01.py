@@ -1,7 +1,8 @@
-"""Lab 01's questions graded from real submissions: full marks, and three slips with messages.
+"""Lab 01's questions graded from real submissions: full marks, three slips with messages, and
+three shortcuts whose feedback names what they called.
 
 The graded questions all stand before the lab's training (question 4's checks are the last), so
-the grader runs each submission only up to there: one `grade_folder` call over two notebooks,
+the grader runs each submission only up to there: one `grade_folder` call over three notebooks,
 each a kernel that imports torch and runs the first two dozen cells. The two written questions
 are left for hand marking, their text read from each submission as it stands.
 """
@@ -68,8 +69,36 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
         "    return conv",
     )
     slips = with_text(slips, Q3, STUDENT_Q3)
+    # three shortcuts: a layer measuring the size, labkit's table imported in a cell of the
+    # student's own, labkit's private helper bound to the answer's name
+    shortcuts = with_lines(
+        right,
+        Q1,
+        "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
+        "    layer = nn.Conv2d(1, 1, kernel, stride, padding, dilation)\n"
+        "    return layer(torch.zeros(1, 1, n, n)).shape[-1]",
+    )
+    first_answer = next(i for i, c in enumerate(shortcuts.cells) if marker(c) == ("answer", Q1))
+    shortcuts.cells.insert(
+        first_answer,
+        nbformat.v4.new_code_cell("from labkit.receptive_field import receptive_field_table as rf"),
+    )
+    shortcuts = with_lines(
+        shortcuts,
+        Q2,
+        "def receptive_fields(layers):\n"
+        "    chain = nn.Sequential(*[nn.Conv2d(3, 3, k, s, dilation=d) for k, s, d in layers])\n"
+        "    table = rf(chain, 512)\n"
+        "    return list(zip(table['receptive field'], table['jump']))",
+    )
+    shortcuts = with_lines(
+        shortcuts, Q4, "from labkit.dense_evaluation import _as_conv as fc_to_conv"
+    )
     run = grade_in_smoke(
-        SOLUTIONS, {"all_right": right, "three_slips": slips}, root, total_timeout=300
+        SOLUTIONS,
+        {"all_right": right, "three_slips": slips, "three_shortcuts": shortcuts},
+        root,
+        total_timeout=400,
     )
     return run, root / "out"
 
@@ -82,13 +111,18 @@ def test_lab01_questions_are_graded_right(graded) -> None:
     assert book.loc["three_slips", list(FULL)].to_dict() == {Q1: 0.0, Q2: 0.0, Q4: 0.0}
     # the written questions wait for hand marks: no points yet, 2 each
     assert all(math.isnan(book.loc[s, q]) for s in book.index for q in (Q3, Q5))
+    assert book.loc["three_shortcuts", list(FULL)].to_dict() == {Q1: 0.0, Q2: 0.0, Q4: 0.0}
     assert (book["max_points"] == 11).all()
-    assert book["total"].to_dict() == {"all_right": 7.0, "three_slips": 0.0}
+    assert book["total"].to_dict() == {"all_right": 7.0, "three_slips": 0.0, "three_shortcuts": 0.0}
     assert all(not q.message for q in run.result("all_right").questions)
     messages = {q.question: q.message for q in run.result("three_slips").questions}
     assert "your sizes ignore the dilation" in messages[Q1]
     assert "vgg16: your fields use each layer's own (output) jump" in messages[Q2]
     assert "copy the linear layer's bias" in messages[Q4]
+    messages = {q.question: q.message for q in run.result("three_shortcuts").questions}
+    assert "your answer calls torch.nn.modules.conv.Conv2d" in messages[Q1]
+    assert "your answer calls labkit.receptive_field.receptive_field_table" in messages[Q2]
+    assert "your fc_to_conv is labkit.dense_evaluation._as_conv" in messages[Q4]
 
 
 def test_lab01_written_answers_and_feedback(graded) -> None:

@@ -1,12 +1,18 @@
-"""Lab 01's graded questions, each checked in-process as the grader does (`run_checks`).
+"""Lab 01's graded questions, each checked in-process as the grader does (`run_checks`, and the
+verdict on the calls the answer made).
 
 For every question: (a) the model answer gets full marks, (b) a correct answer in another form
-gets full marks, (c) a plausible wrong answer gets no marks and a message a student can act on.
-The answer cell and the probe cell after it run from the solutions notebook itself.
+gets full marks, (c) a shortcut (labkit's function, a private helper of labkit with the same
+signature, torch's layers measuring what the question asks to compute, the reference the visible
+checks used to hold) gets no marks and a message naming what it called, (d) a plausible wrong
+answer gets no marks and a message a student can act on; an answer tuned to the visible checks'
+inputs passes them and fails the hidden ones. The answer cell and the probe cell after it run
+from the solutions notebook itself.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +22,47 @@ import torch
 from questions import Lab, run_cells
 from torch import nn
 
+from labkit.grading.checks import HIDDEN_FAILED
+from labkit.grading.protocol import BEGIN_HIDDEN, END_HIDDEN
 from labkit.models.vgg import vgg
 from labkit.receptive_field import layer_geometry
 
 LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "01_vgg_receptive_fields.ipynb")
 _grade, _model, _probe, _full = LAB.grade, LAB.answer, LAB.probe, LAB.full
 CODE_QUESTIONS = ("q1_output_size", "q2_receptive_field", "q4_fc_to_conv")
+Q1, Q2, Q4 = CODE_QUESTIONS
 
 
 def _run(*sources: str) -> dict:
-    names = {"torch": torch, "nn": nn, "pd": pd, "np": np, "vgg": vgg}
+    # cells run as a kernel runs them: functions defined in them belong to __main__
+    names = {"__name__": "__main__", "torch": torch, "nn": nn, "pd": pd, "np": np, "vgg": vgg}
     return run_cells({**names, "layer_geometry": layer_geometry}, *sources)
 
 
 def test_every_code_question_is_tested_here() -> None:
     assert set(LAB.questions) == set(CODE_QUESTIONS)
     assert [_full(q) for q in CODE_QUESTIONS] == [2.0, 3.0, 2.0]
+
+
+def test_each_question_forbids_what_implements_its_idea() -> None:
+    # output sizes and fields are arithmetic: no layer may measure them; question 4 asks for an
+    # nn.Conv2d, so only labkit (always forbidden) is
+    for grade_id in (Q1, Q2):
+        forbidden = LAB.questions[grade_id].forbidden
+        assert {"torch.nn.modules.conv", "torch.nn.functional", "torch.conv2d"} <= set(forbidden)
+    assert LAB.questions[Q4].forbidden == ()
+
+
+@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
+def test_visible_checks_hold_no_reference(grade_id: str) -> None:
+    """What students see compares with literal values: no layer, gradient or torchvision."""
+    for check in LAB.questions[grade_id].checks:
+        visible = re.sub(
+            rf"{re.escape(BEGIN_HIDDEN)}.*?{re.escape(END_HIDDEN)}", "", check.code, flags=re.S
+        )
+        assert BEGIN_HIDDEN in check.code and "Forbidden calls" not in visible
+        for reference in ("Conv2d(", "conv2d(", "autograd", "torchvision", "@ ", "for k, s, d"):
+            assert reference not in visible, (grade_id, reference)
 
 
 @pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
@@ -48,70 +79,286 @@ def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
         _run(released, _probe(grade_id))
 
 
-OTHER_FORMS = {
-    "q1_output_size": """
-import math
-def output_size(n, kernel, stride=1, padding=0, dilation=1):  # floats and math.floor
-    return math.floor((n + 2.0 * padding - dilation * (kernel - 1) - 1) / stride + 1)
-""",
-    "q2_receptive_field": """
-def receptive_fields(layers):  # a generator of numpy integers
-    field, jump = 1, 1
-    for k, s, d in layers:
-        field, jump = field + d * (k - 1) * jump, jump * s
-        yield np.int64(field), np.int64(jump)
+OTHER_FORMS = [
+    (
+        Q1,
+        "import math\n"
+        "def output_size(n, kernel, stride=1, padding=0, dilation=1):  # floats and math.floor\n"
+        "    return math.floor((n + 2.0 * padding - dilation * (kernel - 1) - 1) / stride + 1)",
+    ),
+    (
+        Q1,
+        "def output_size(n, kernel, stride=1, padding=0, dilation=1):  # count the starts\n"
+        "    last_start = n + 2 * padding - (kernel - 1) * dilation - 1\n"
+        "    return np.int64(len(range(0, last_start + 1, stride)))",
+    ),
+    (
+        Q2,
+        "def receptive_fields(layers):  # a generator of numpy integers\n"
+        "    field, jump = 1, 1\n"
+        "    for k, s, d in layers:\n"
+        "        field, jump = field + d * (k - 1) * jump, jump * s\n"
+        "        yield np.int64(field), np.int64(jump)\n",
+    ),
+    (
+        Q2,
+        "def receptive_fields(layers):  # numpy: the jumps first, as cumulative products\n"
+        "    k, s, d = np.asarray(layers).T\n"
+        "    jumps = np.cumprod(s)\n"
+        "    before = np.concatenate([[1], jumps[:-1]])\n"
+        "    fields = 1 + np.cumsum(d * (k - 1) * before)\n"
+        "    return list(zip(fields.tolist(), jumps.tolist()))",
+    ),
+    (
+        Q4,
+        "def fc_to_conv(linear, in_channels, grid):  # a state dict, reshaped in numpy\n"
+        "    conv = nn.Conv2d(in_channels, linear.out_features, grid)\n"
+        "    weight = linear.weight.detach().double().numpy()\n"
+        "    weight = weight.reshape(-1, in_channels, grid, grid)\n"
+        "    state = {'weight': torch.from_numpy(weight).float(), 'bias': linear.bias.detach()}\n"
+        "    conv.load_state_dict(state)\n"
+        "    return conv",
+    ),
+    (
+        Q4,
+        "def fc_to_conv(linear, in_channels, grid):  # new parameters, unflattened\n"
+        "    conv = nn.Conv2d(in_channels, linear.out_features, (grid, grid), bias=True)\n"
+        "    unflat = nn.Unflatten(1, (in_channels, grid, grid))\n"
+        "    conv.weight = nn.Parameter(unflat(linear.weight.detach().clone()))\n"
+        "    conv.bias = nn.Parameter(linear.bias.detach().clone())\n"
+        "    return conv",
+    ),
+]
 
-""",
-    "q4_fc_to_conv": """
-def fc_to_conv(linear, in_channels, grid):  # a new state dict, float64 reshape through numpy
-    conv = nn.Conv2d(in_channels, linear.out_features, grid)
-    weight = linear.weight.detach().double().numpy().reshape(-1, in_channels, grid, grid)
-    conv.load_state_dict({"weight": torch.from_numpy(weight).float(), "bias": linear.bias.detach()})
-    return conv
-""",
-}
 
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_answers_in_other_forms_get_full_marks(grade_id: str) -> None:
-    ns = _run(OTHER_FORMS[grade_id], _probe(grade_id))
+@pytest.mark.parametrize(("grade_id", "answer"), OTHER_FORMS)
+def test_answers_in_other_forms_get_full_marks(grade_id: str, answer: str) -> None:
+    ns = _run(answer, _probe(grade_id))
     assert _grade(grade_id, ns) == (_full(grade_id), "")
+
+
+# The reference the visible check of question 2 used to hold, pasted into the notebook: it builds
+# the chain with weights 1 and reads the gradient's support
+MEASURED = """
+def measured(layers, size=420):
+    out, stack = [], []
+    for k, s, d in layers:
+        conv = nn.Conv2d(1, 1, k, stride=s, dilation=d, bias=False)
+        nn.init.ones_(conv.weight)
+        stack.append(conv.double())
+        image = torch.ones(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+        net = nn.Sequential(*stack)
+        rows = []
+        for col in (0, 1):
+            grad, = torch.autograd.grad(net(image)[0, 0, 0, col], image)
+            rows.append(torch.nonzero(grad[0, 0].sum(dim=0)).flatten())
+        out.append((int(rows[0][-1] - rows[0][0] + 1), int(rows[1][0] - rows[0][0])))
+    return out
+"""
+# question 4's helper in labkit, with the same signature as the answer
+AS_CONV = "from labkit.dense_evaluation import _as_conv\n"
+FULLY_CONVOLUTIONAL = """
+from labkit.dense_evaluation import fully_convolutional
+def fc_to_conv(linear, in_channels, grid):
+    model = nn.Module()
+    model.features = nn.Sequential(nn.Conv2d(1, in_channels, 1))
+    model.avgpool = nn.AdaptiveAvgPool2d(grid)
+    model.classifier = nn.Sequential(linear)
+    return fully_convolutional(model).classifier[0]
+"""
+SIZE_TABLE = """
+from labkit.receptive_field import receptive_field_table
+def output_size(n, kernel, stride=1, padding=0, dilation=1):
+    layer = nn.Conv2d(3, 1, kernel, stride, padding, dilation)
+    return int(receptive_field_table(layer, n)["output size"].iloc[-1])
+"""
+FIELD_TABLE = """
+from labkit.receptive_field import receptive_field_table
+def receptive_fields(layers):
+    chain = nn.Sequential(*[nn.Conv2d(3, 3, k, s, dilation=d) for k, s, d in layers])
+    table = receptive_field_table(chain, 512)
+    return list(zip(table["receptive field"], table["jump"]))
+"""
+MEASURED_SIZE = (
+    "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
+    "    layer = {layer}(1, 1, kernel, stride, padding, dilation)\n"
+    "    with torch.no_grad():\n"
+    "        return layer(torch.zeros(1, 1, n, n)).shape[-1]"
+)
+
+# (question, the student's cells in order (the answer last), words the feedback must hold)
+SHORTCUTS = [
+    (Q1, (SIZE_TABLE,), "labkit.receptive_field.receptive_field_table"),
+    (Q1, (MEASURED_SIZE.format(layer="nn.Conv2d"),), "torch.nn.modules.conv.Conv2d"),
+    (
+        Q1,
+        ("from torch.nn import Conv2d as Layer", MEASURED_SIZE.format(layer="Layer")),
+        "torch.nn.modules.conv.Conv2d",
+    ),
+    (
+        Q1,
+        (
+            "import torch.nn.functional as F\n"
+            "def slide(n, kernel, stride, padding, dilation):  # a helper in a cell of its own\n"
+            "    image, weight = torch.zeros(1, 1, n, n), torch.zeros(1, 1, kernel, kernel)\n"
+            "    return F.conv2d(image, weight, None, stride, padding, dilation).shape[-1]",
+            "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
+            "    return slide(n, kernel, stride, padding, dilation)",
+        ),
+        "conv2d",
+    ),
+    (
+        Q1,
+        (
+            "from torch.nn.functional import unfold as windows\n"
+            "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
+            "    patches = windows(torch.zeros(1, 1, n, n), kernel, dilation, padding, stride)\n"
+            "    return round(patches.shape[-1] ** 0.5)",
+        ),
+        "torch.nn.functional.unfold",
+    ),
+    (Q2, (FIELD_TABLE,), "labkit.receptive_field.receptive_field_table"),
+    (
+        Q2,
+        (MEASURED, "def receptive_fields(layers):\n    return measured(layers)"),
+        "torch.nn.modules.conv.Conv2d",
+    ),
+    (
+        Q2,
+        (
+            "from torch.nn import Conv2d as Layer\n" + MEASURED.replace("nn.Conv2d", "Layer"),
+            "receptive_fields = measured",  # the pasted check, renamed
+        ),
+        "torch.nn.modules.conv.Conv2d",
+    ),
+    (
+        Q4,
+        (
+            AS_CONV + "def fc_to_conv(linear, in_channels, grid):\n"
+            "    return _as_conv(linear, in_channels, grid)",
+        ),
+        "labkit.dense_evaluation._as_conv",
+    ),
+    (
+        Q4,
+        (
+            "import labkit.dense_evaluation as dense",
+            "def fc_to_conv(linear, in_channels, grid):\n"
+            "    return dense._as_conv(linear, in_channels, grid)",
+        ),
+        "labkit.dense_evaluation._as_conv",
+    ),
+    (Q4, ("from labkit.dense_evaluation import _as_conv as fc_to_conv",), "_as_conv"),
+    (Q4, (FULLY_CONVOLUTIONAL,), "labkit.dense_evaluation.fully_convolutional"),
+]
+
+
+@pytest.mark.parametrize(("grade_id", "cells", "called"), SHORTCUTS)
+def test_shortcuts_get_no_marks_and_name_the_call(
+    grade_id: str, cells: tuple[str, ...], called: str
+) -> None:
+    points, message = _grade(grade_id, _run(*cells, _probe(grade_id)))
+    assert points == 0.0 and called in message, message
+
+
+def test_a_labkit_function_renamed_as_the_answer_is_named() -> None:
+    """An answer that only binds labkit's function to the answer's name calls nothing itself
+    (the probe calls it): the checks still see where the function was defined."""
+    points, message = _grade(Q4, _run(AS_CONV + "fc_to_conv = _as_conv", _probe(Q4)))
+    assert points == 0.0
+    assert message.startswith("your fc_to_conv is labkit.dense_evaluation._as_conv, not a function")
+
+
+# answers right on the visible checks' inputs only: the hidden checks' inputs catch them
+TUNED = [
+    (
+        Q1,
+        "def output_size(n, kernel, stride=1, padding=0, dilation=1):  # the checks' sizes\n"
+        "    known = {(224, 3, 1, 1, 1): 224, (224, 2, 2, 0, 1): 112, (7, 2, 2, 0, 1): 3,\n"
+        "             (227, 11, 4, 0, 1): 55, (13, 3, 2, 0, 1): 6, (224, 7, 2, 3, 1): 112,\n"
+        "             (28, 5, 3, 1, 1): 9, (32, 3, 1, 2, 2): 32, (20, 3, 1, 0, 4): 12,\n"
+        "             (9, 1, 2, 0, 1): 5}\n"
+        "    return known.get((n, kernel, stride, padding, dilation), (n + 2 * padding) // stride)",
+    ),
+    (
+        Q1,  # the visible layers dilate by 1, 2 and 4: a dilation of 3 ignored goes unseen there
+        "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
+        "    span = (dilation if dilation != 3 else 1) * (kernel - 1) + 1\n"
+        "    return (n + 2 * padding - span) // stride + 1",
+    ),
+    (
+        Q2,  # the same slip on question 2's chains
+        "def receptive_fields(layers):\n"
+        "    field, jump, out = 1, 1, []\n"
+        "    for k, s, d in layers:\n"
+        "        field += (d if d != 3 else 1) * (k - 1) * jump\n"
+        "        jump *= s\n"
+        "        out.append((field, jump))\n"
+        "    return out",
+    ),
+    (
+        Q4,
+        "def fc_to_conv(linear, in_channels, grid):  # right for the visible 2 x 2 layer only\n"
+        "    conv = nn.Conv2d(in_channels, linear.out_features, grid)\n"
+        "    weight = linear.weight.detach().view(-1, in_channels, grid, grid)\n"
+        "    if grid != 2:\n"
+        "        weight = weight.transpose(2, 3)\n"
+        "    conv.load_state_dict({'weight': weight, 'bias': linear.bias.detach()})\n"
+        "    return conv",
+    ),
+]
+
+
+@pytest.mark.parametrize(("grade_id", "answer"), TUNED)
+def test_answers_tuned_to_the_visible_inputs_fail_the_hidden_checks(
+    grade_id: str, answer: str
+) -> None:
+    ns = _run(answer, _probe(grade_id))
+    visible = LAB.questions[grade_id].checks[0].code.split(BEGIN_HIDDEN)[0]
+    exec(compile(visible, "<visible>", "exec"), {**ns})  # noqa: S102 (they pass what students see)
+    assert _grade(grade_id, ns) == (0.0, HIDDEN_FAILED)
 
 
 WRONG = [
     (  # the dilation ignored
-        "q1_output_size",
+        Q1,
         "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
         "    return (n - kernel + 2 * padding) // stride + 1",
         "your sizes ignore the dilation",
     ),
     (  # rounded up
-        "q1_output_size",
+        Q1,
         "import math\n"
         "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
         "    return math.ceil((n - dilation * (kernel - 1) - 1 + 2 * padding) / stride) + 1",
         "your sizes round the division up",
     ),
     (  # the +1 forgotten
-        "q1_output_size",
+        Q1,
         "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
         "    return (n - dilation * (kernel - 1) - 1 + 2 * padding) // stride",
-        "your 223, nn.Conv2d gives 224",
+        "your 223, the layer gives 224",
     ),
     (  # padding on one side only
-        "q1_output_size",
+        Q1,
         "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
         "    return (n - dilation * (kernel - 1) - 1 + padding) // stride + 1",
         "(224, 3, 1, 1, 1): your 223",
     ),
+    (  # the dilation multiplying the whole kernel
+        Q1,
+        "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
+        "    return (n + 2 * padding - dilation * kernel) // stride + 1",
+        "(32, 3, 1, 2, 2): your 31, the layer gives 32",
+    ),
     (  # true division
-        "q1_output_size",
+        Q1,
         "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
         "    return (n - dilation * (kernel - 1) - 1 + 2 * padding) / stride + 1",
         "should return one whole number per layer",
     ),
     (  # a tuple, the output's height and width
-        "q1_output_size",
+        Q1,
         "_size = output_size\n"
         "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
         "    m = _size(n, kernel, stride, padding, dilation)\n"
@@ -119,7 +366,7 @@ WRONG = [
         "should return one whole number per layer (an int: use //), got [(224, 224)",
     ),
     (  # the field grows by the layer's output jump
-        "q2_receptive_field",
+        Q2,
         "def receptive_fields(layers):\n"
         "    field, jump, out = 1, 1, []\n"
         "    for k, s, d in layers:\n"
@@ -130,7 +377,7 @@ WRONG = [
         "your fields use each layer's own (output) jump",
     ),
     (  # strides added instead of multiplied
-        "q2_receptive_field",
+        Q2,
         "def receptive_fields(layers):\n"
         "    field, jump, out = 1, 1, []\n"
         "    for k, s, d in layers:\n"
@@ -141,14 +388,14 @@ WRONG = [
         "the jump is the product of the strides so far",
     ),
     (  # the image itself listed first: one entry too many
-        "q2_receptive_field",
+        Q2,
         "_fields = receptive_fields\n"
         "def receptive_fields(layers):\n"
         "    return [(1, 1)] + _fields(layers)",
         "vgg16: expected one (receptive field, jump) per layer (18), got 19",
     ),
     (  # the dilation ignored
-        "q2_receptive_field",
+        Q2,
         "def receptive_fields(layers):\n"
         "    field, jump, out = 1, 1, []\n"
         "    for k, s, d in layers:\n"
@@ -159,7 +406,7 @@ WRONG = [
         "dilated: layer 1: your (field, jump) (5, 1), the gradient says (7, 1)",
     ),
     (  # the kernel added, not k - 1 jumps
-        "q2_receptive_field",
+        Q2,
         "def receptive_fields(layers):\n"
         "    field, jump, out = 1, 1, []\n"
         "    for k, s, d in layers:\n"
@@ -170,7 +417,7 @@ WRONG = [
         "vgg16: layer 0: your (field, jump) (4, 1), the gradient says (3, 1)",
     ),
     (  # the bias forgotten
-        "q4_fc_to_conv",
+        Q4,
         "def fc_to_conv(linear, in_channels, grid):\n"
         "    conv = nn.Conv2d(in_channels, linear.out_features, grid, bias=False)\n"
         "    with torch.no_grad():\n"
@@ -179,7 +426,7 @@ WRONG = [
         "copy the linear layer's bias",
     ),
     (  # rows and columns swapped
-        "q4_fc_to_conv",
+        Q4,
         "def fc_to_conv(linear, in_channels, grid):\n"
         "    conv = nn.Conv2d(in_channels, linear.out_features, grid)\n"
         "    with torch.no_grad():\n"
@@ -190,7 +437,7 @@ WRONG = [
         "rows and columns are swapped",
     ),
     (  # channels last: the weights read as (out, grid, grid, in_channels)
-        "q4_fc_to_conv",
+        Q4,
         "def fc_to_conv(linear, in_channels, grid):\n"
         "    conv = nn.Conv2d(in_channels, linear.out_features, grid)\n"
         "    with torch.no_grad():\n"
@@ -198,7 +445,31 @@ WRONG = [
         "        conv.weight.copy_(w)\n"
         "        conv.bias.copy_(linear.bias)\n"
         "    return conv",
-        "on one window your convolution differs from the fully connected layer",
+        "you read the weights channel last",
+    ),
+    (  # padded to keep the size: a map of the input's size, not of the windows
+        Q4,
+        "_right = fc_to_conv\n"
+        "def fc_to_conv(linear, in_channels, grid):\n"
+        "    conv = _right(linear, in_channels, grid)\n"
+        "    conv.padding = (grid // 2, grid // 2)\n"
+        "    return conv",
+        "should give (1, 2, 1, 2), not (1, 2, 3, 4)",
+    ),
+    (  # the fully connected layer on every window, in a module of its own (the old check's loop)
+        Q4,
+        "class SlidingLinear(nn.Module):\n"
+        "    def __init__(self, linear, grid):\n"
+        "        super().__init__()\n"
+        "        self.linear, self.grid = linear, grid\n"
+        "    def forward(self, x):\n"
+        "        g, (h, w) = self.grid, x.shape[-2:]\n"
+        "        rows = [[self.linear(x[:, :, i : i + g, j : j + g].flatten(1))\n"
+        "                 for j in range(w - g + 1)] for i in range(h - g + 1)]\n"
+        "        return torch.stack([torch.stack(r, -1) for r in rows], -2)\n"
+        "def fc_to_conv(linear, in_channels, grid):\n"
+        "    return SlidingLinear(linear, grid)",
+        "fc_to_conv should return an nn.Conv2d, not a __main__.SlidingLinear",
     ),
 ]
 
@@ -221,7 +492,7 @@ def test_an_unanswered_question_names_what_is_missing(grade_id: str) -> None:
 
 
 def test_a_changed_probe_is_named() -> None:
-    ns = _run(_model("q1_output_size"), _probe("q1_output_size"))
+    ns = _run(_model(Q1), _probe(Q1))
     ns["size_cases"] = ns["size_cases"][:-1]
-    points, got = _grade("q1_output_size", ns)
+    points, got = _grade(Q1, ns)
     assert points == 0.0 and "run the cell after your answer unchanged" in got

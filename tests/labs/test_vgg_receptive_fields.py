@@ -17,15 +17,25 @@ from labkit.models.vgg import vgg
 def test_full_profile_is_the_handouts_recipe() -> None:
     full = l1.settings("full")
     assert (full.config, full.batch_norm, full.width, full.hidden) == ("E", False, 64, 4096)
-    assert (full.crop, full.feature_grid, full.scales) == (224, 7, (256, 384, 512))
+    assert (full.crop, full.feature_grid, full.resize) == (224, 7, 256)
     assert (full.finetune.lr, full.finetune.momentum, full.finetune.weight_decay) == (
         0.01, 0.9, 5e-4,
     )  # fmt: skip
     assert full.finetune.schedule == "plateau" and full.val_fraction == 0.2
     assert full.grid == 5  # 5 x 5 crops x 2 flips x 3 scales = 150 an image, as in the paper
-    for profile in ("cpu", "smoke"):
+    for profile in ("full", "cpu", "smoke"):  # the fixed S of pretraining is crop + 32
         s = l1.settings(profile)
-        assert s.crop % 32 == 0 and s.scale_min >= s.crop
+        assert s.crop % 32 == 0 and s.scale_min >= s.crop and s.resize == s.crop + 32
+
+
+def test_test_scales_follow_the_paper() -> None:
+    # section 4.2: S - 32, S, S + 32 for a fixed S; S_min, the middle, S_max for a jittered one
+    assert l1.evaluation_scales(256, 256, 224) == (256, (224, 256, 288))
+    assert l1.evaluation_scales(384, 384, 224) == (384, (352, 384, 416))
+    assert l1.evaluation_scales(256, 512, 224) == (384, (256, 384, 512))
+    assert l1.evaluation_scales(112, 112, 96) == (112, (112, 144))  # no 96 crop fits 80
+    assert l1.trained_scale(128, 128) == "S = 128"
+    assert l1.trained_scale(96, 128) == "S in [96, 128]"
 
 
 @pytest.mark.parametrize(
@@ -136,16 +146,30 @@ def test_what_is_scored_depends_on_the_pretraining(tmp_path: Path) -> None:
     source = l1.build_vgg(s, num_classes=4)
     fine = l1.build_vgg(s, num_classes=5)
     on_source = l1.Pretrained(source, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
-    scored = l1.evaluation_set(on_source, fine, split, s, root=tmp_path)
-    assert scored.model is source and len(scored.class_names) == 4
-    assert scored.images.shape == (6, 3, s.scale_max, s.scale_max)
-    assert sorted(set(scored.labels.tolist())) == [0, 1, 2, 3]  # spread over the classes
-    assert scored.line.endswith("4 source species' test images: 6 images")
+    pre, tuned = l1.evaluation_sets(on_source, fine, split, s, root=tmp_path)
+    assert pre.model is source and len(pre.class_names) == 4 and pre.trained_at == "S = 96"
+    assert (pre.single, pre.scales) == (96, (64, 96, 128))  # S = resize, fixed
+    assert pre.images.shape == (6, 3, 128, 128)  # at the largest test scale
+    assert sorted(set(pre.labels.tolist())) == [0, 1, 2, 3]  # spread over the classes
+    assert pre.line.endswith(
+        "4 source species' test images: 6 images; trained at S = 96, so tested at Q = 96 alone "
+        "and at Q = 64, 96, 128 together"
+    )
+    assert tuned.model is fine and tuned.class_names == split.class_names
+    assert tuned.trained_at == "S in [96, 160]" and tuned.scales == (96, 128, 160)
+    assert tuned.images.shape == (5, 3, 160, 160)  # all 5 validation photos
     on_imagenet = l1.Pretrained(source, "", "ImageNet weights vgg11.pth, 1 bytes", ("x",) * 1000)
-    scored = l1.evaluation_set(on_imagenet, fine, split, s, root=tmp_path)
-    assert scored.model is fine and scored.class_names == split.class_names
-    assert scored.images.shape == (5, 3, s.scale_max, s.scale_max)  # all 5 validation photos
-    assert "photo classes' validation images" in scored.line
+    (only,) = l1.evaluation_sets(on_imagenet, fine, split, s, root=tmp_path)
+    assert only.model is fine and "photo classes' validation images" in only.line
+
+
+def test_a_scale_below_the_crop_is_left_out_and_said(tmp_path: Path) -> None:
+    s = l1.settings("smoke", resize=64, eval_images=2)
+    split = l1.photo_split(s, root=tmp_path, verbose=False)
+    model = l1.build_vgg(s, num_classes=4)
+    pretrained = l1.Pretrained(model, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
+    pre = l1.evaluation_sets(pretrained, model, split, s, root=tmp_path)[0]
+    assert pre.scales == (64, 96) and "(32 left out: below the 64-pixel crop)" in pre.line
 
 
 def test_evaluation_table_scores_the_same_images_five_ways(tmp_path: Path) -> None:
@@ -154,19 +178,66 @@ def test_evaluation_table_scores_the_same_images_five_ways(tmp_path: Path) -> No
     model = l1.build_vgg(s, num_classes=4).eval()
     pretrained = l1.Pretrained(model, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
     split = l1.photo_split(s, root=tmp_path, verbose=False)
-    images, labels = l1.evaluation_set(pretrained, model, split, s, root=tmp_path)[1:3]
-    table = l1.compare_evaluations(model, images, labels, s, batch_size=5, progress=False)
+    pre, tuned = l1.evaluation_sets(pretrained, l1.build_vgg(s, 5), split, s, root=tmp_path)
+    table = l1.compare_evaluations(pre, s, batch_size=5, progress=False)
     assert list(table.index) == [
-        "centre crop, Q middle", "dense, Q middle", "dense, 3 scales + flips",
-        "multi-crop, 3 scales + flips", "dense + multi-crop",
+        "centre crop, single scale", "dense, single scale", "dense, all scales + flips",
+        "multi-crop, all scales + flips", "dense + multi-crop",
     ]  # fmt: skip
+    assert table["test scales Q"].tolist() == ["96", "96"] + ["64, 96, 128"] * 3
     assert table["forward passes per image"].tolist() == [1, 1, 6, 24, 30]
-    assert table["top-1 error"].between(0, 1).all() and (table["top-5 error"] == 0).all()
-    # the centre crop row is the model on centre crops of the images at the middle scale
+    assert table["top-1 error"].between(0, 1).all()
+    assert table["top-5 error"].isna().all()  # 4 classes: 0 by definition, left out
+    # the centre crop row is the model on centre crops of the images at the single scale
     from torchvision.transforms.v2 import functional as F
 
-    middle = F.resize(images, [s.scales[1]], antialias=True)
+    single = F.resize(pre.images, [pre.single], antialias=True)
     with torch.no_grad():
-        logits = model(F.center_crop(middle, [s.crop]))
-    expected = float((logits.argmax(1) != labels).float().mean())
-    assert table.loc["centre crop, Q middle", "top-1 error"] == pytest.approx(expected)
+        logits = model(F.center_crop(single, [s.crop]))
+    expected = float((logits.argmax(1) != pre.labels).float().mean())
+    assert table.loc["centre crop, single scale", "top-1 error"] == pytest.approx(expected)
+    five = l1.compare_evaluations(tuned, s, batch_size=5, progress=False)
+    assert five["test scales Q"].iloc[0] == "128" and five["top-5 error"].isna().all()
+
+
+def test_window_grid_is_centred_at_multiples_of_32() -> None:
+    s = l1.settings("cpu")
+    features = l1.build_vgg(s, num_classes=3).features
+    table = l1.window_grid(features, (96, 112, 128, 144, 160), s.feature_grid)
+    assert table["last map"].tolist() == [3, 3, 4, 4, 5]
+    assert table["windows per side"].tolist() == [1, 1, 2, 2, 3]
+    assert table["grid's centre off by (px)"].tolist() == [0, 8, 0, 8, 0]
+
+
+def test_pixels_past_the_last_window_still_reach_the_logits() -> None:
+    """At 112 pixels (3.5 cells of 32) the floor drops half a cell, yet the last 16 rows and
+    columns still get a gradient: their units' fields reach into the window."""
+    from labkit.dense_evaluation import fully_convolutional
+
+    s = l1.settings("cpu")
+    torch.manual_seed(0)
+    fc = fully_convolutional(l1.build_vgg(s, num_classes=3)).eval()
+    image = torch.randn(1, 3, 112, 112, requires_grad=True)
+    fc(image).sum().backward()
+    grad = image.grad.abs().sum(dim=(0, 1))
+    assert grad[-16:].sum() > 0 and grad[:, -16:].sum() > 0
+    assert (grad[-1] > 0).any() and (grad[:, -1] > 0).any()
+
+
+def test_early_stopping_note_says_when_epoch_1_was_kept() -> None:
+    import pandas as pd
+
+    swung = pd.DataFrame({"val_acc": [0.983, 0.883, 0.65, 0.833, 0.917]})
+    assert l1.early_stopping_note(swung) == (
+        "early stopping kept epoch 1 of 5 (98.3% on validation): after it the validation "
+        "accuracy swung (88.3%, 65.0%, 83.3%, 91.7%) without beating it, so the network kept is "
+        "the one after a single epoch of fine-tuning"
+    )
+    rising = pd.DataFrame({"val_acc": [0.5, 0.7, 0.6, 0.65]})
+    assert l1.early_stopping_note(rising) == (
+        "early stopping kept epoch 2 of 4 (70.0% on validation); the 2 epochs after it reached "
+        "65.0% at best"
+    )
+    assert l1.early_stopping_note(pd.DataFrame({"val_acc": [0.9, 0.8, 0.7]})).endswith(
+        "the 2 epochs after it reached 80.0% at best"
+    )  # falling steadily from epoch 1: no swing
