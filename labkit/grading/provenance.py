@@ -21,6 +21,7 @@ cell changes nothing.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
@@ -30,9 +31,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from labkit.grading import recorder
 from labkit.grading.recorder import callable_name
+
+if TYPE_CHECKING:  # protocol imports this module
+    from labkit.grading.protocol import Question
 
 FORBIDDEN_LINE = re.compile(r"^#\s*Forbidden calls\s*:\s*(.*?)\s*$")
 ALLOWED_LINE = re.compile(r"^#\s*Allowed calls\s*:\s*(.*?)\s*$")
@@ -221,12 +226,56 @@ def start_code(token: str) -> str:
     return _in_kernel(f"sys.modules[{token!r}].recorder.start()")
 
 
-def dump_code(token: str, path: str | os.PathLike, stop: bool = True) -> str:
-    """Code that writes the recording so far to `path` as JSON, stopping it unless `stop` is
-    False (another question's answer is still being recorded)."""
+def bound_names(source: str) -> list[str]:
+    """The names a cell binds at its top level (assignments, definitions, imports); [] when it
+    does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return list(dict.fromkeys(names))
+
+
+def read_names(sources: Iterable[str]) -> set[str]:
+    """The names some of `sources` read (loaded names; a source that does not parse adds none)."""
+    names: set[str] = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        names.update(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+    return names
+
+
+def handed_over(answer_sources: Iterable[str], question: Question) -> list[str]:
+    """The names an answer binds that its probe or checks read: what the lab's code will call."""
+    read = read_names(question.probe) | set(question.names)
+    return [n for source in answer_sources for n in bound_names(source) if n in read]
+
+
+def dump_code(
+    token: str, path: str | os.PathLike, stop: bool = True, bound: Iterable[str] = ()
+) -> str:
+    """Code that notes what the answer's names `bound` hold, then writes the recording so far
+    to `path` as JSON, stopping it unless `stop` is False (another question's answer is still
+    being recorded)."""
     action = "stop" if stop else "peek"
+    recorder_ = f"sys.modules[{token!r}].recorder"
+    namespace = "__import__('IPython').get_ipython().user_ns"
+    note = f"{recorder_}.note_bound({namespace}, {list(bound)!r})"
     write = f"b.open({str(path)!r}, 'w', encoding='utf-8').write(json.dumps(rec))"
-    return _in_kernel(f"(lambda rec: {write})(sys.modules[{token!r}].recorder.{action}())")
+    return _in_kernel(f"({note}, (lambda rec: {write})({recorder_}.{action}()))")
 
 
 def read_record(path: str | os.PathLike) -> dict | None:

@@ -40,6 +40,7 @@ from labkit.grading.kernel import CellOutcome, Ended, Kernel, KernelStartError
 from labkit.grading.protocol import Question
 from labkit.grading.provenance import (
     dump_code,
+    handed_over,
     install_code,
     judge_calls,
     read_record,
@@ -90,6 +91,7 @@ class Grader:
         self.token = f"_labkit_calls_{secrets.token_hex(8)}"
         self.student_sources: list[str] = []
         self.recording: dict[str, int] = {}
+        self.answers: dict[str, str] = {}  # question -> the source of its answer cell
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -195,6 +197,7 @@ class Grader:
         if not self.recording:
             self.control(start_code(self.token))
         self.recording.setdefault(step.opens, len(self.ran))
+        self.answers[step.opens] = step.source
 
     def recorded_verdict(self, question: Question, last: bool = True) -> str:
         """Stop recording for `question`: why its recorded calls cost its points ("" if not).
@@ -209,7 +212,11 @@ class Grader:
             del self.recording[key]
         path = self.scratch / "exports" / f"{self.exports:03d}-calls.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.control(dump_code(self.token, path, stop=not self.recording))
+        sources = [self.answers.get(question.grade_id, "")]
+        if key == UNLOCATED:  # its answer may be any of the student's cells
+            sources = self.student_sources
+        bound = handed_over(sources, question)
+        self.control(dump_code(self.token, path, stop=not self.recording, bound=bound))
         record = read_record(path)
         path.unlink(missing_ok=True)
         allowed = question.allowed

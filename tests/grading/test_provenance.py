@@ -11,7 +11,7 @@ import pytest
 import toylab
 
 from labkit.grading.protocol import parse_solutions
-from labkit.grading.provenance import judge_calls, parse_call_lists, resolve
+from labkit.grading.provenance import handed_over, judge_calls, parse_call_lists, resolve
 from labkit.grading.recorder import Recorder, callable_name
 from labkit.grading.steps import plan
 
@@ -191,3 +191,23 @@ def test_the_grader_runs_its_own_probe_last_and_an_unchanged_copy_once() -> None
         ("probe", "sums = [add(1, 2), add(2, 2)]"),
     ]
     assert steps[1].opens == "q_sum" and steps[-1].question is spec.questions[0]
+
+
+def test_an_answer_that_hands_over_a_library_function_is_named() -> None:
+    namespace: dict = {}
+    recorder = Recorder()
+    recorder.add_student_files({STUDENT})
+    answer = "import functools\nfrom torchvision.ops import box_iou as iou\nimport torch\n"
+    answer += "class Conv(torch.nn.Conv2d):\n    pass\nhalf = functools.partial(iou)"
+    exec(compile(answer, STUDENT, "exec"), namespace)  # noqa: S102
+    recorder.start()
+    recorder.note_bound(namespace, ["iou", "Conv", "half", "torch"])
+    calls = recorder.stop()
+    assert "torchvision.ops.boxes.box_iou" in judge_calls(calls, ["torchvision.ops.box_iou"])
+    assert "Conv2d" in judge_calls(calls, ["torch.nn.Conv2d"])
+
+
+def test_only_names_the_probe_reads_are_handed_over() -> None:
+    spec = parse_solutions(_probe_lab())
+    answer = "from torchvision.ops import box_iou\ndef add(a, b):\n    return a + b\nx = 1"
+    assert handed_over([answer], spec.questions[0]) == ["add"]

@@ -15,7 +15,7 @@ import nbformat
 
 from labkit.grading.checks import run_checks
 from labkit.grading.protocol import Question, marker, parse_solutions
-from labkit.grading.provenance import judge_calls
+from labkit.grading.provenance import bound_names, judge_calls, read_names
 from labkit.grading.recorder import Recorder
 from labkit.grading.release import release_cell
 
@@ -86,6 +86,10 @@ def run_cells(namespace: dict, *sources: str) -> dict:
             filename = LAB_FILE if source in _LAB_CELLS else STUDENT_FILE
             exec(compile(source, filename, "exec"), namespace)  # noqa: S102
     finally:
+        student = [s for s in sources if s not in _LAB_CELLS]
+        read = read_names(s for s in sources if s in _LAB_CELLS)  # the probe's reads
+        bound = [n for s in student for n in bound_names(s) if n in read]
+        recorder.note_bound(namespace, bound)
         record = recorder.stop()
         before = namespace.get(RECORD)
         if before is not None:
