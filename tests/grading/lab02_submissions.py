@@ -15,13 +15,14 @@ from pathlib import Path
 import nbformat
 from answered import answered_notebook
 
+from labkit.grading.checks import HIDDEN_FAILED
 from labkit.grading.protocol import marker, parse_solutions
 from labkit.grading.sandbox import find_sandbox
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb"
 Q1A, Q1, Q2, TEXT = "q1_dense_layer", "q1_densenet_layers", "q2_resnext", "q2_analysis"
 # wrong but plausible answers, appended after the right ones so they win
-WRONG_Q1 = "handout_layers = 39\nblocks_52 = (1, 1, 1, 1)"
+WRONG_Q1 = "blocks_52 = (1, 1, 1, 1)"  # four whole numbers: only the hidden check fails
 WRONG_Q2 = """\
 def split_transform_merge(x, weight, cardinality, stride=1):  # every path takes group 0's weights
     d = x.shape[1] // cardinality
@@ -156,7 +157,7 @@ def craft(folder: Path) -> list[Case]:
         "monkeypatch",
         _append(fresh(), Q1, f"{WRONG_Q1}\n{FAKES}"),
         {Q1A: 3.0, Q1: 1.0, Q2: 3.0},
-        messages={Q1: "a DenseNet with blocks (1, 1, 1, 1) has 12 convolutions, not 52"},
+        messages={Q1: HIDDEN_FAILED},
     )
     edited = _append(fresh(), Q1, WRONG_Q1)
     edited.cells[
