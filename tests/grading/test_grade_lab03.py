@@ -1,4 +1,5 @@
-"""Lab 03's questions graded from real submissions: full marks, a visible and a hidden failure.
+"""Lab 03's questions graded from real submissions: full marks, a visible and a hidden failure,
+and labkit's own miner handed in as the bonus answer.
 
 Each submission runs the whole lab in the smoke profile (three short trainings), so this is one
 `grade_folder` call over three notebooks, about a minute and a half on two cores.
@@ -24,22 +25,32 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     right = answered_notebook(SOLUTIONS)
     submissions = {
         "all_right": right,
-        # visible check: the positive may be the anchor itself
+        # visible check: the positive may be the anchor itself; and labkit's own miner under
+        # the bonus question's name
         "same_image": with_lines(
-            right,
-            Q3,
-            "_chosen = chosen_triplets\n"
-            "def chosen_triplets(*args):\n"
-            "    rows = _chosen(*args)\n"
-            "    rows[:, 1] = rows[:, 0]\n"
-            "    return rows",
+            with_lines(
+                right,
+                Q3,
+                "_chosen = chosen_triplets\n"
+                "def chosen_triplets(*args):\n"
+                "    rows = _chosen(*args)\n"
+                "    rows[:, 1] = rows[:, 0]\n"
+                "    return rows",
+            ),
+            BONUS,
+            "from labkit.triplets.miners import batch_hard as batch_hard_triplets",
         ),
-        # right classes, so the visible checks pass; not the nearest images: a hidden check fails
+        # right on the visible example; elsewhere the first image of the class, not the nearest
+        # one: a hidden check fails
         "first_not_nearest": with_lines(
             right,
             Q5,
-            "first = torch.stack([torch.nonzero(train_lab == c)[0, 0] for c in range(10)])\n"
-            "q5_nearest_pred = first[knn_preds[q5_wrong]]",
+            "_nearest = nearest_of_class\n"
+            "def nearest_of_class(queries, classes, embeddings, labels):\n"
+            "    if len(labels) <= 10:\n"
+            "        return _nearest(queries, classes, embeddings, labels)\n"
+            "    first = torch.stack([torch.nonzero(labels == c)[0, 0] for c in range(10)])\n"
+            "    return first[classes]",
         ),
     }
     return grade_in_smoke(SOLUTIONS, submissions, root, total_timeout=400)
@@ -49,7 +60,7 @@ def test_lab03_questions_are_graded_right(graded) -> None:
     book = graded.gradebook.set_index("student")
     assert (book["status"] == "ok").all(), book["status"].to_dict()
     assert book.loc["all_right", list(FULL)].to_dict() == FULL
-    assert book.loc["same_image", list(FULL)].to_dict() == {**FULL, Q3: 0.0}
+    assert book.loc["same_image", list(FULL)].to_dict() == {**FULL, Q3: 0.0, BONUS: 0.0}
     assert book.loc["first_not_nearest", list(FULL)].to_dict() == {**FULL, Q5: 0.0}
     message = next(q.message for q in graded.result("same_image").questions if q.question == Q3)
     assert "anchor and positive must be two different images" in message
@@ -57,3 +68,5 @@ def test_lab03_questions_are_graded_right(graded) -> None:
         q.message for q in graded.result("first_not_nearest").questions if q.question == Q5
     )
     assert "hidden" in hidden and "np.linalg.norm" not in hidden
+    miner = next(q.message for q in graded.result("same_image").questions if q.question == BONUS)
+    assert "labkit.triplets.miners" in miner
