@@ -17,6 +17,7 @@ from answered import answered_notebook
 
 from labkit.grading.checks import HIDDEN_FAILED
 from labkit.grading.protocol import marker, parse_solutions
+from labkit.grading.release import distinctive
 from labkit.grading.sandbox import find_sandbox
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb"
@@ -118,7 +119,7 @@ def craft(folder: Path) -> list[Case]:
         "infinite_loop",
         _append(fresh(), Q1, "while True:\n    pass"),
         {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
-        f"time-out in {Q1}",
+        "time-out in cell *",  # the answer cell, which a probe cell follows
         messages={Q1: "time-out"},
     )
     add(
@@ -132,7 +133,7 @@ def craft(folder: Path) -> list[Case]:
         "memory_bomb",
         _append(fresh(), Q1, bomb),
         {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
-        f"out of memory in {Q1}",
+        "out of memory in cell *",
     )
     add("system_exit", _insert_after(fresh(), Q1, 'raise SystemExit("bye")'), full)
     # deletes and overwrites its working folder, and its originals by absolute path
@@ -201,11 +202,12 @@ def craft(folder: Path) -> list[Case]:
 
 
 def hidden_lines() -> list[str]:
-    """Every non-marker line of the solutions' hidden checks (never to appear in feedback)."""
+    """Every line of the solutions' hidden checks long enough to give one away (the student
+    kit's rule: 12 characters or more, not a comment), which never appears in feedback."""
     spec = parse_solutions(SOLUTIONS)
     lines = []
     for question in spec.auto:
         for check in question.checks:
             code = check.code.split("\n")
-            lines += [code[n - 1].strip() for n in check.hidden_lines]
-    return [line for line in lines if line and not line.startswith("###")]
+            lines += [distinctive(code[n - 1]) for n in check.hidden_lines]
+    return [line for line in lines if line]
