@@ -122,7 +122,7 @@ def test_lab01_questions_are_graded_right(graded) -> None:
     messages = {q.question: q.message for q in run.result("three_shortcuts").questions}
     assert "your answer calls torch.nn.modules.conv.Conv2d" in messages[Q1]
     assert "your answer calls labkit.receptive_field.receptive_field_table" in messages[Q2]
-    assert "your fc_to_conv is labkit.dense_evaluation._as_conv" in messages[Q4]
+    assert "labkit.dense_evaluation._as_conv" in messages[Q4]
 
 
 def test_lab01_written_answers_and_feedback(graded) -> None:

@@ -22,7 +22,7 @@ import torch
 from questions import Lab, run_cells
 from torch import nn
 
-from labkit.grading.checks import HIDDEN_FAILED
+from labkit.grading.checks import HIDDEN_FAILED, run_checks
 from labkit.grading.protocol import BEGIN_HIDDEN, END_HIDDEN
 from labkit.models.vgg import vgg
 from labkit.receptive_field import layer_geometry
@@ -263,8 +263,13 @@ def test_shortcuts_get_no_marks_and_name_the_call(
 
 def test_a_labkit_function_renamed_as_the_answer_is_named() -> None:
     """An answer that only binds labkit's function to the answer's name calls nothing itself
-    (the probe calls it): the checks still see where the function was defined."""
+    (the probe calls it): the recording notes the binding, and the visible checks see where the
+    function was defined, each naming it."""
     points, message = _grade(Q4, _run(AS_CONV + "fc_to_conv = _as_conv", _probe(Q4)))
+    assert points == 0.0 and "labkit.dense_evaluation._as_conv" in message, message
+    question = LAB.questions[Q4]
+    values = _run(AS_CONV + "fc_to_conv = _as_conv", _probe(Q4))
+    points, message = run_checks(question, {n: values[n] for n in question.names})
     assert points == 0.0
     assert message.startswith("your fc_to_conv is labkit.dense_evaluation._as_conv, not a function")
 
