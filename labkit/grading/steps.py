@@ -41,6 +41,8 @@ class Step:
         """How feedback names the cell: cells count from 1 at the top, markdown included."""
         if self.origin == "probe":
             return f"the cell after the answer to {self.segment} (the grader's copy)"
+        if self.opens is not None:  # an answer cell, whether or not its values export after it
+            return self.opens
         if self.question is None:
             return f"cell {self.index + 1}"
         if self.answer:

@@ -146,7 +146,7 @@ class Grader:
             if self.last_limit[1] == "budget":
                 budget = self.budgets[step.segment]
                 return f"its cells ran past the question's time budget of {budget:.0f} s"
-            cell = "the answer cell" if step.answer else step.label
+            cell = "the answer cell" if step.answer or step.opens else step.label
             return f"{cell} ran past the time-out of {self.limits.cell_timeout:g} s"
         if outcome.ended is Ended.DIED:
             return "the kernel died while the answer cell ran"
@@ -299,7 +299,7 @@ class Grader:
                 if outcome.restart:
                     deferred = step.question
                 else:
-                    cell = "the answer cell" if step.answer else step.label
+                    cell = "the answer cell" if step.answer or step.opens else step.label
                     note = f"{cell} raised {outcome.error}" if outcome.error else ""
                     alive = self.export_and_check(step.question, note)
             elif step.question:

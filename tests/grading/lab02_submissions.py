@@ -119,7 +119,7 @@ def craft(folder: Path) -> list[Case]:
         "infinite_loop",
         _append(fresh(), Q1, "while True:\n    pass"),
         {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
-        "time-out in cell *",  # the answer cell, which a probe cell follows
+        f"time-out in {Q1}",
         messages={Q1: "time-out"},
     )
     add(
