@@ -254,17 +254,17 @@ def test_shortcuts_get_no_marks_and_the_feedback_names_the_call(
 
 
 # a library's function handed over as the answer itself: the probe calls it, not the student's
-# code, so the visible check asks where the answer's function comes from
+# code; the grader notes what the answer's names hold (and the visible check where they come from)
 HANDED_OVER = [
     (
         "q1_bilinear",
         "from labkit.models.bilinear import signed_sqrt_l2",
-        "signed_sqrt_l2 is labkit.models.bilinear.signed_sqrt_l2",
+        "your answer calls labkit.models.bilinear.signed_sqrt_l2",
     ),
     (
         "q1_bilinear",
         "import labkit.models.bilinear\nbilinear_pooling = labkit.models.bilinear.bilinear_pool",
-        "bilinear_pooling is labkit.models.bilinear.bilinear_pool",
+        "your answer calls labkit.models.bilinear.bilinear_pool",
     ),
 ]
 
@@ -274,7 +274,7 @@ def test_a_library_function_handed_over_as_the_answer_gets_no_marks(
     grade_id: str, cell: str, message: str
 ) -> None:
     points, got = _grade(grade_id, _run(_model(grade_id), cell, _probe(grade_id)))
-    assert points == 0.0 and message in got and "did not define" in got, got
+    assert points == 0.0 and message in got, got
 
 
 # the visible checks' literal values returned as the answer: they pass the visible checks, and
