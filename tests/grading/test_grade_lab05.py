@@ -59,6 +59,6 @@ def test_lab05_questions_are_graded_right(graded) -> None:
     assert (book["status"] == "ok").all(), book["status"].to_dict()
     assert book.loc["shortcuts", list(FULL)].to_dict() == {Q1: 0.0, Q2: 0.0, Q3: 0.0}
     messages = {q.question: q.message for q in graded.result("shortcuts").questions}
-    assert "iou is torchvision.ops.boxes.box_iou" in messages[Q1], messages[Q1]
+    assert "torchvision.ops.boxes.box_iou" in messages[Q1], messages[Q1]
     assert "scipy.ndimage" in messages[Q2] and "label" in messages[Q2], messages[Q2]
     assert "subtract A_I, the pixels inside both parts" in messages[Q3]
