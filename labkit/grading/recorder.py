@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,11 +32,29 @@ def code_name(code: Any, module: str) -> str:
     return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
 
 
+_OWNERS: dict[int, str] = {}  # id of a module-less C function -> the module that holds it
+
+
+def _owning_module(obj: Any) -> str:
+    """The shortest name of a loaded module that holds `obj` under its own name ("" if none)."""
+    key = id(obj)
+    if key not in _OWNERS:
+        name = getattr(obj, "__name__", "")
+        holders = [
+            m
+            for m, module in list(sys.modules.items())
+            if module is not None and getattr(module, name, None) is obj
+        ]
+        _OWNERS[key] = min(holders, key=len, default="")
+    return _OWNERS[key]
+
+
 def callable_name(obj: Any) -> str:
     """The name both sides give a callable: `module.qualname` (its code's for Python functions).
 
-    A bound builtin method without a module (`tensor.sum`) takes its object's type's module:
-    `torch.Tensor.sum`.
+    A bound builtin method without a module (`tensor.sum`) takes its object's type's module
+    (`torch.Tensor.sum`); a C function of an extension module without one, that module's name
+    (`cv2.connectedComponents`).
     """
     code = getattr(obj, "__code__", None)
     if code is not None and isinstance(getattr(obj, "__globals__", None), dict):
@@ -45,7 +64,12 @@ def callable_name(obj: Any) -> str:
     module = getattr(obj, "__module__", None)
     if not isinstance(module, str):
         owner = getattr(obj, "__self__", None)
-        module = type(owner).__module__ if owner is not None else type(obj).__module__
+        if isinstance(owner, types.ModuleType):
+            module = owner.__name__
+        elif owner is not None:
+            module = type(owner).__module__
+        else:  # a C function of an extension that names no module (cv2's)
+            module = _owning_module(obj) or type(obj).__module__
     return f"{module}.{qualname}"
 
 

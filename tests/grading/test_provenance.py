@@ -211,3 +211,9 @@ def test_only_names_the_probe_reads_are_handed_over() -> None:
     spec = parse_solutions(_probe_lab())
     answer = "from torchvision.ops import box_iou\ndef add(a, b):\n    return a + b\nx = 1"
     assert handed_over([answer], spec.questions[0]) == ["add"]
+
+
+def test_a_c_function_of_an_extension_is_named_after_its_module() -> None:
+    cv2 = pytest.importorskip("cv2")
+    assert callable_name(cv2.connectedComponents) == "cv2.connectedComponents"
+    assert resolve("cv2").matches(callable_name(cv2.connectedComponents))
