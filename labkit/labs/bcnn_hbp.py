@@ -4,15 +4,16 @@ The HBP recipe: VGG-16 with ImageNet weights, 448 x 448 crops of images resized 
 of 512. Stage 1 trains the new head with the backbone frozen (SGD, lr 1.0, effective batch 48 as
 12 x 4 accumulated), stage 2 fine-tunes everything (lr 0.001, effective batch 16 as 8 x 2): the
 rates and batches of the HBP authors' released Caffe solvers (ChaojianYu/Hierarchical-Bilinear-
-Pooling, `ft_last_layer.solver` and `ft_all.solver`, with `iter_size` 4 and 2). Handout 000 ran
-lr 0.1 with batch 6 (stage 1) and 0.001 with batch 4 (stage 2), its GPU's limit. Stage 1's
-weight decay (1e-8) is the handout's, stage 2's (1e-5) that of the PyTorch BCNN code
+Pooling, `ft_last_layer.solver` and `ft_all.solver`, with `iter_size` 4 and 2; weight decays
+5e-6 and 5e-4). Handout 000's code sets lr 0.1 with batch 6 for stage 1 (above 8 its GPU ran
+out of memory) and 0.001 with batch 4 for stage 2, which it had not run. Stage 1's weight
+decay (1e-8) is the handout's, stage 2's (1e-5) that of the PyTorch BCNN code
 (HaoMood/bilinear-cnn) the handout's HBP code descends from; the schedule is the handout's (the
-rate /10 after 3 epochs without a better validation accuracy, `Stage`), where the authors'
-solvers step theirs at fixed iterations. `full` keeps all of that. Without ImageNet weights on
-disk the backbone
-is first pretrained by labkit on synthetic source-task species, disjoint from the lab's (cached
-in the lab's runs folder), so that stage 1 still trains a head on features learnt elsewhere.
+rate /10 after more than 3 epochs without a better validation accuracy, `Stage`), where the
+authors' solvers step theirs at fixed iterations. `full` keeps all of that. Without ImageNet
+weights on disk the backbone is first pretrained by labkit on synthetic source-task species,
+disjoint from the lab's (cached in the lab's runs folder), so that stage 1 still trains a head
+on features learnt elsewhere.
 `cpu` and `smoke` use a narrow VGG with batch norm at 96 and 48 px.
 
 The plateau scheduler, early stopping and the choice of the best epoch all watch a validation
