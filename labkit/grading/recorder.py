@@ -49,6 +49,19 @@ def _owning_module(obj: Any) -> str:
     return _OWNERS[key]
 
 
+def _is_function(value: Any) -> bool:
+    """A function, method or builtin (not a callable instance such as a model: an instance the
+    student's code made was recorded when it was made)."""
+    return isinstance(
+        value,
+        (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType),
+    ) or type(value).__name__ in (
+        "method_descriptor",
+        "wrapper_descriptor",
+        "cython_function_or_method",
+    )
+
+
 def callable_name(obj: Any) -> str:
     """The name both sides give a callable: `module.qualname` (its code's for Python functions).
 
@@ -142,7 +155,8 @@ class Recorder:
     def note_bound(self, namespace: dict, names: Iterable[str]) -> None:
         """Note what `names` are bound to in `namespace` where the student's code did not write
         it: an answer `iou = box_iou` hands the probe torchvision's function, which the probe
-        then calls from the lab's own code; a class notes every base class it inherits from."""
+        then calls from the lab's own code; a class notes every base class it inherits from.
+        Other objects (a model the answer built) are left: making them was recorded."""
         for name in names:
             value = namespace.get(name)
             while isinstance(value, functools.partial):
@@ -151,7 +165,7 @@ class Recorder:
                 for base in value.__mro__[:-1]:  # object left out
                     if not any(self._students(v) for v in vars(base).values()):
                         self._note(f"{base.__module__}.{base.__qualname__}")
-            elif callable(value) and not self._students(value):
+            elif _is_function(value) and not self._students(value):
                 self._note(callable_name(value))
                 if "<locals>" in callable_name(value):  # a wrapper: what it closes over too
                     for cell in getattr(value, "__closure__", None) or ():
