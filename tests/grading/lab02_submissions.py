@@ -133,7 +133,7 @@ def craft(folder: Path) -> list[Case]:
         "memory_bomb",
         _append(fresh(), Q1, bomb),
         {Q1A: 3.0, Q1: 0.0, Q2: 3.0},
-        "out of memory in cell *",
+        f"out of memory in {Q1}",
     )
     add("system_exit", _insert_after(fresh(), Q1, 'raise SystemExit("bye")'), full)
     # deletes and overwrites its working folder, and its originals by absolute path
