@@ -31,9 +31,9 @@ from torch.utils.data import DataLoader
 
 from labkit.data import load_digits_data
 from labkit.data.tensor_dataset import TensorImageDataset
-from labkit.embeddings import embed, error_table, knn_classifier, knn_predict
 from labkit.labs.facenet_knn import settings
 from labkit.models.resnet import resnet18_embedding
+from labkit.triplets.embeddings import embed, error_table, knn_classifier, knn_predict
 
 
 def handout_find_nearest(

@@ -7,8 +7,9 @@ only the C-channel maps and the weights for backward (`labkit.models.bilinear`).
 
 Same inputs (three relu-like maps N x C x H x W), same weights, same labels, one run:
 - outputs equal (max absolute difference of the logits);
-- activations saved for backward, parameters excluded (`labkit.memory.step_memory`, which counts
-  them with `torch.autograd.graph.saved_tensors_hooks`);
+- activations saved for backward, parameters excluded
+  (`labkit.training.memory.step_memory`, which counts them with
+  `torch.autograd.graph.saved_tensors_hooks`);
 - peak memory of a process that runs only the step, above its memory before the step;
 - median time of a training step (forward, backward) over `--repeats`.
 
@@ -31,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.memory import step_memory
 from labkit.models.bilinear import HBPHead
+from labkit.training.memory import step_memory
 
 CHANNELS = 512  # VGG-16's relu5_x
 CLASSES = 200

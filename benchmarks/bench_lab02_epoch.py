@@ -1,7 +1,7 @@
 """Seconds per training epoch of lab 02's two networks, measured side by side in one process.
 
 Full-profile sizes (all training images of the digits at 32 px, batch 64, the handout's SGD),
-one epoch each through `labkit.train.fit` without evaluation, after one warm-up batch.
+one epoch each through `labkit.training.loop.fit` without evaluation, after one warm-up batch.
 
 Usage: python benchmarks/bench_lab02_epoch.py [--root DIR] [--json PATH]
 """
@@ -21,7 +21,7 @@ from labkit.config import seed_everything
 from labkit.data import load_digits_data, make_loaders
 from labkit.labs.densenet_resnext import Settings, settings
 from labkit.models import count_parameters, densenet_bc, resnext29_16x8d
-from labkit.train import fit
+from labkit.training.loop import fit
 
 
 def epoch_seconds(model: torch.nn.Module, loader, profile: Settings) -> float:

@@ -1,7 +1,7 @@
 """Lab 04 on a GPU: images per second and peak memory of both HBP stages, fp32 against bf16.
 
 For each stage (1: backbone frozen and run without autograd; 2: everything trained) and each
-precision (float32; bfloat16 autocast, the mixed precision `labkit.train.fit` uses on a GPU
+precision (float32; bfloat16 autocast, the mixed precision `labkit.training.loop.fit` uses on a GPU
 that supports it), this finds the largest batch whose training step fits (doubling, then
 bisecting, from 1 up to `--max-batch`; out-of-memory errors caught), then times training steps
 at that batch and at a common batch (`--batch`, the full profile's micro-batch of stage 1 by
@@ -9,7 +9,7 @@ default) and reports:
 - images per second (median over `--steps` timed steps after `--warmup` steps);
 - peak allocated GPU memory of a step (`torch.cuda.max_memory_allocated`).
 
-Each step is `labkit.train.backward_step` and an SGD step on the lab's own HBP model
+Each step is `labkit.training.loop.backward_step` and an SGD step on the lab's own HBP model
 (`labkit.labs.bcnn_hbp.build_model`, VGG-16 backbone, d = 8,192 at the full profile), in
 channels-last layout as the lab's recipe has it on CUDA. Random images, random labels.
 
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from labkit.labs import bcnn_hbp
-from labkit.train import amp_settings, backward_step
+from labkit.training.loop import amp_settings, backward_step
 
 CLASSES = 200  # CUB-200-2011
 

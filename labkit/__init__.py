@@ -5,7 +5,7 @@ Each lab's settings and glue live in the lab layer, `labkit.labs`; a notebook st
 """
 
 from labkit.config import PROFILE_NAMES, data_root, device, profile_name, run_dir, seed_everything
-from labkit.session import Lab, start_lab
+from labkit.labs.session import Lab, start_lab
 
 __all__ = [
     "PROFILE_NAMES",

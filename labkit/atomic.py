@@ -1,6 +1,6 @@
 """Write a file so that it holds either its old bytes or its new ones, never half of them.
 
-Used in: labkit.checkpoint (training checkpoints), labkit.grading (gradebooks, restored
+Used in: labkit.training.checkpoint (training checkpoints), labkit.grading (gradebooks, restored
 submissions).
 """
 

@@ -16,7 +16,7 @@ from labkit.config import PROFILE_NAMES, profile_name, shown_path
 from labkit.grading.kit import KitError, build_kit, check_kit
 from labkit.grading.release import check_release, release_all
 from labkit.grading.sandbox import MODES as SANDBOX_MODES
-from labkit.session import SMOKE_LINE
+from labkit.labs.session import SMOKE_LINE
 
 
 def _repo_path(name: str) -> Path:

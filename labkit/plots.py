@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from labkit.train import HISTORY_COLUMNS
+from labkit.training.loop import HISTORY_COLUMNS
 
 _TEST_AS_VAL = {"test_loss": "val_loss", "test_acc": "val_acc"}  # a history shown with test_* names
 
@@ -35,7 +35,7 @@ def _as_dict(histories: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, 
         if missing:
             raise ValueError(
                 f"history {name or '(unnamed)'} lacks columns {missing}; "
-                "pass the DataFrame returned by labkit.train.fit"
+                "pass the DataFrame returned by labkit.training.loop.fit"
             )
     return named
 
@@ -61,7 +61,7 @@ def plot_history(
     """Loss (left) and accuracy (right) per epoch: train solid, evaluated dashed, a colour each.
 
     Args:
-        histories: a history from `labkit.train.fit`, or {name: history} to compare models.
+        histories: a history from `labkit.training.loop.fit`, or {name: history} to compare models.
         title: figure title.
         axes: two axes to draw into; default a new 1x2 figure.
         eval_name: what `fit`'s `val_loader` held, for the legend; default "test" when the
@@ -159,12 +159,13 @@ def _stored_images(images: torch.Tensor | object) -> torch.Tensor:
 
 
 def _check_error_table(errors: pd.DataFrame) -> None:
-    from labkit.embeddings import ERROR_COLUMNS
+    from labkit.triplets.embeddings import ERROR_COLUMNS
 
     missing = [c for c in ERROR_COLUMNS if c not in errors.columns]
     if missing:
         raise ValueError(
-            f"errors lacks columns {missing}; pass the DataFrame from labkit.embeddings.error_table"
+            f"errors lacks columns {missing}; pass the DataFrame from "
+            "labkit.triplets.embeddings.error_table"
         )
 
 
@@ -228,7 +229,7 @@ def plot_error_row(
     leaks none; in a notebook, a bare `fig` shows it.
 
     Args:
-        errors: the DataFrame from `labkit.embeddings.error_table`.
+        errors: the DataFrame from `labkit.triplets.embeddings.error_table`.
         i: row of `errors` (not the test index).
         test_images, train_images: (N, 3, H, W) uint8 or normalised float, or the
             TensorImageDatasets themselves (their stored, un-augmented images).
@@ -258,7 +259,7 @@ def plot_error_gallery(
     embedding distances.
 
     Args:
-        errors: the DataFrame from `labkit.embeddings.error_table`.
+        errors: the DataFrame from `labkit.triplets.embeddings.error_table`.
         test_images, train_images: (N, 3, H, W) images, or the TensorImageDatasets.
         class_names: names for the titles; default the table's names.
         max_rows: show only the first `max_rows` errors (the title says how many of how many).
@@ -339,7 +340,8 @@ def plot_embedding_2d(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Scatter of 2-d points (N, 2) (from `labkit.embeddings.project_2d`), a colour per class.
+    """Scatter of 2-d points (N, 2), a colour per class (from
+    `labkit.triplets.embeddings.project_2d`).
 
     Used in: 03_facenet_knn (embedding plot).
     """
@@ -348,7 +350,7 @@ def plot_embedding_2d(
     if points.ndim != 2 or points.shape[1] != 2 or labels.shape != (len(points),):
         raise ValueError(
             f"need points (N, 2) and labels (N,), got {points.shape} and {labels.shape}; "
-            "project the embeddings first with labkit.embeddings.project_2d"
+            "project the embeddings first with labkit.triplets.embeddings.project_2d"
         )
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
@@ -486,14 +488,14 @@ def plot_receptive_field(image, table: pd.DataFrame, layer: str | int, row: int,
     Args:
         image: (H, W, 3) array, (3, H, W) tensor (uint8, float in [0, 1], or ImageNet-normalised)
             or PIL image, of the size the table was made for.
-        table: from `labkit.receptive_field.receptive_field_table`.
-        layer, row, col: the unit, as for `labkit.receptive_field.unit_field`.
+        table: from `labkit.vgg.receptive_field.receptive_field_table`.
+        layer, row, col: the unit, as for `labkit.vgg.receptive_field.unit_field`.
         ax: where to draw; default a new figure.
     Raises:
         ValueError: a table made for another input size, an unknown layer or unit.
     Used in: 01_vgg_receptive_fields (`labkit.widgets.receptive_field_explorer` shows it).
     """
-    from labkit.receptive_field import check_input_size, clip_field, unit_field
+    from labkit.vgg.receptive_field import check_input_size, clip_field, unit_field
 
     picture = _picture(image)
     height, width = picture.shape[:2]

@@ -29,7 +29,7 @@ from labkit.plots import (
     plot_error_row,
     plot_receptive_field,
 )
-from labkit.receptive_field import clip_field, unit_field
+from labkit.vgg.receptive_field import clip_field, unit_field
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -87,7 +87,7 @@ def error_browser(
     """Browse misclassified test images one at a time (slider, Previous / Next buttons).
 
     Args:
-        errors: the DataFrame from `labkit.embeddings.error_table`.
+        errors: the DataFrame from `labkit.triplets.embeddings.error_table`.
         test_images, train_images: (N, 3, H, W) images, or the TensorImageDatasets.
         class_names: names for the titles; default the table's names.
     Returns:
@@ -179,7 +179,7 @@ def receptive_field_explorer(
 
     Args:
         image: (3, H, W) tensor, PIL image or (H, W, 3) array of the table's input size.
-        table: from `labkit.receptive_field.receptive_field_table`.
+        table: from `labkit.vgg.receptive_field.receptive_field_table`.
         layers: row labels the dropdown offers; default the convolutions and poolings (a ReLU
             or batch-norm row repeats the geometry of the layer before it).
     Raises:

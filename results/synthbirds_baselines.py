@@ -7,7 +7,7 @@ Writes (once) the profile's synthetic birds under the data folder, then measures
   values; scikit-learn, its regularisation chosen by 5-fold cross-validation on the training
   split), which sees colour and nothing of shape or position;
 - a small CNN (five conv-BN-ReLU stages, global average pooling) trained from scratch through
-  `labkit.train.fit` on random crops with flips, scored on the centre crops of the test split.
+  `labkit.training.loop.fit` on random crops with flips, scored on the centre crops of the test split.
 Prints a table and, with --out, writes the numbers as JSON for RESULTS.md.
 """
 
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from labkit.config import seed_everything
 from labkit.data import load_birds
 from labkit.labs.birds import SYNTHETIC_BIRDS
-from labkit.train import evaluate, fit
+from labkit.training.loop import evaluate, fit
 
 INPUT = {"smoke": (64, 56), "cpu": (112, 96), "full": (128, 112)}  # (resize, crop) of the CNN
 EPOCHS = {"smoke": 2, "cpu": 60, "full": 40}

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from labkit.labs import vgg_receptive_fields as lab01
-from labkit.labs.stage import Stage
+from labkit.training.recipe import Stage
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-import labkit.train
+import labkit.training.loop
 
 
 @pytest.fixture
@@ -15,14 +15,14 @@ def interrupt_fit(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     `epoch`, raising KeyboardInterrupt; later calls of `fit` run normally."""
 
     def arm(epoch: int) -> None:
-        run_epoch = labkit.train._run_epoch
+        run_epoch = labkit.training.loop._run_epoch
 
         def dropped(*args, **kwargs):
             if kwargs["epoch"] == epoch:
-                monkeypatch.setattr(labkit.train, "_run_epoch", run_epoch)
+                monkeypatch.setattr(labkit.training.loop, "_run_epoch", run_epoch)
                 raise KeyboardInterrupt("kernel dropped")
             return run_epoch(*args, **kwargs)
 
-        monkeypatch.setattr(labkit.train, "_run_epoch", dropped)
+        monkeypatch.setattr(labkit.training.loop, "_run_epoch", dropped)
 
     return arm

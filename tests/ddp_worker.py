@@ -1,4 +1,4 @@
-"""A tiny model trained through `labkit.train.fit`, under torchrun or alone.
+"""A tiny model trained through `labkit.training.loop.fit`, under torchrun or alone.
 
 Used by tests/test_distributed.py.
 
@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labkit import distributed  # noqa: E402
-from labkit.train import fit  # noqa: E402
+from labkit.training import distributed  # noqa: E402
+from labkit.training.loop import fit  # noqa: E402
 
 GLOBAL_BATCH = 8
 EPOCHS = 3

@@ -1,7 +1,8 @@
 """Question 5's answer for test data: the nearest training row of a given class, per query.
 
-`labkit.embeddings.error_table` takes these rows (in lab 03 the student computes them), so the
-tests of the table, the gallery and the error browser make them here, by masked distances.
+`labkit.triplets.embeddings.error_table` takes these rows (in lab 03 the student computes
+them), so the tests of the table, the gallery and the error browser make them here, by masked
+distances.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def answered_error_table(
     neighbors: int = 3,
 ):
     """`error_table` given Question 5's right answer, with `neighbors` voters per error."""
-    from labkit.embeddings import error_table
+    from labkit.triplets.embeddings import error_table
 
     nearest_true, nearest_pred = error_answers(test, test_labels, preds, train, train_labels)
     return error_table(

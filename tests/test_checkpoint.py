@@ -1,4 +1,4 @@
-"""Tests for labkit.checkpoint and fit's checkpoints: atomic writes, plain state, exact resume."""
+"""labkit.training.checkpoint and fit's checkpoints: atomic writes, plain state, exact resume."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from labkit.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from labkit.config import seed_everything, shown_path
-from labkit.runs import RunSettingsError
-from labkit.train import fit
+from labkit.training.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from labkit.training.loop import fit
+from labkit.training.runs import RunSettingsError
 
 
 class _NoisyData(Dataset):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import vgg16
 
-from labkit.dense_evaluation import (
+from labkit.vgg.dense_evaluation import (
     class_score_map,
     dense_scores,
     fully_convolutional,

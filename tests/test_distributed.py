@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from labkit import distributed
+from labkit.training import distributed
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

@@ -1,4 +1,4 @@
-"""Tests for labkit.embeddings: each vectorised search against a brute-force loop."""
+"""Tests for labkit.triplets.embeddings: each vectorised search against a brute-force loop."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.data.tensor_dataset import TensorImageDataset, normalize
-from labkit.embeddings import (
+from labkit.triplets.embeddings import (
     ERROR_COLUMNS,
     embed,
     error_table,
@@ -62,7 +62,7 @@ def test_embed_matches_manual_forward_and_restores_mode():
 
 def test_embed_progress_bar_is_left_as_a_record(monkeypatch):
     """A bar closed with leave=False shows "model not found" once the notebook is reopened."""
-    import labkit.embeddings as embeddings_module
+    import labkit.triplets.embeddings as embeddings_module
 
     bars = []
 

@@ -6,7 +6,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 
-from labkit.figures import draw_dense_block, draw_resnext_forms
+from labkit.models.diagrams import draw_dense_block, draw_resnext_forms
 
 matplotlib.use("Agg")
 

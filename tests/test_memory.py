@@ -1,11 +1,11 @@
-"""Tests for labkit.memory.step_memory against hand-computed byte counts."""
+"""Tests for labkit.training.memory.step_memory against hand-computed byte counts."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from labkit.memory import step_memory
+from labkit.training.memory import step_memory
 
 
 def test_single_linear_saves_only_its_input():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.metrics import accuracy, top_k_error
+from labkit.training.metrics import accuracy, top_k_error
 
 
 def test_top_k_of_scores_matches_a_loop_and_caps_k():

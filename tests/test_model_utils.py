@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from labkit.model_utils import eval_mode, model_device, to_device, train_mode
+from labkit.training.model_utils import eval_mode, model_device, to_device, train_mode
 
 
 def test_eval_mode_and_train_mode_restore_every_submodule_flag():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import nn
 
-from labkit.multi_crop import crops_per_image, grid_crops, multi_crop_scores
+from labkit.vgg.multi_crop import crops_per_image, grid_crops, multi_crop_scores
 
 
 def _model(num_classes: int = 4) -> nn.Module:

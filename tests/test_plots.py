@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from labkit.plots import plot_history, plot_image_grid
-from labkit.train import HISTORY_COLUMNS
+from labkit.training.loop import HISTORY_COLUMNS
 
 matplotlib.use("Agg")
 
@@ -74,7 +74,7 @@ def test_missing_val_and_acc_draw_fewer_lines():
 def test_draws_into_given_axes_and_rejects_other_tables():
     fig, axes = plt.subplots(1, 2)
     assert plot_history(_history(), axes=axes) is fig
-    with pytest.raises(ValueError, match="labkit.train.fit"):
+    with pytest.raises(ValueError, match="labkit.training.loop.fit"):
         plot_history(pd.DataFrame({"epoch": [1]}))
 
 

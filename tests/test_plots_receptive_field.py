@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from labkit.plots import plot_receptive_field
-from labkit.receptive_field import clip_field, receptive_field_table, unit_field
+from labkit.vgg.receptive_field import clip_field, receptive_field_table, unit_field
 
 matplotlib.use("Agg")
 SIZE = 20

@@ -1,4 +1,4 @@
-"""labkit.predict: one image's class and probability, and its figure."""
+"""labkit.vgg.predict: one image's class and probability, and its figure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
-from labkit.predict import Prediction, plot_prediction, predict
+from labkit.vgg.predict import Prediction, plot_prediction, predict
 
 CLASS_NAMES = ("red", "green", "blue")
 TRANSFORM = v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])  # (3, H, W)

@@ -10,7 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
-from labkit.receptive_field import (
+from labkit.vgg.receptive_field import (
     check_input_size,
     clip_field,
     layer_geometry,

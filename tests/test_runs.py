@@ -18,13 +18,13 @@ from labkit.config import shown_path
 from labkit.data import TensorImageDataset
 from labkit.data.loaders import digits_augmentation
 from labkit.models import densenet_bc
-from labkit.runs import (
+from labkit.training.loop import fit
+from labkit.training.runs import (
     RunSettingsError,
     run_settings,
     settings_differences,
     settings_digest,
 )
-from labkit.train import fit
 
 
 def _images(n: int = 12, size: int = 8, seed: int = 0) -> TensorImageDataset:
@@ -225,7 +225,7 @@ def test_settings_read_the_same_after_the_schedule_changed_the_rate() -> None:
 
 def test_a_lambda_transform_reads_the_same_in_another_process(tmp_path: Path) -> None:
     code = (
-        "import torch; from labkit.runs import data_fingerprint\n"
+        "import torch; from labkit.training.runs import data_fingerprint\n"
         "from labkit.data import TensorImageDataset\n"
         "images = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)\n"
         "labels = torch.zeros(2, dtype=torch.long)\n"

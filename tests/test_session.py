@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit.labs import densenet_resnext
-from labkit.session import MEANINGS, SMOKE_LINE, start_lab
+from labkit.labs.session import MEANINGS, SMOKE_LINE, start_lab
 
 
 def test_start_lab_prints_and_seeds(

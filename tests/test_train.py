@@ -1,4 +1,4 @@
-"""Tests for labkit.train: the history table, evaluation, accumulation, AMP choice, stopping."""
+"""labkit.training.loop: the history table, evaluation, accumulation, AMP choice, stopping."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.config import seed_everything
-from labkit.metrics import accuracy
-from labkit.train import (
+from labkit.training.loop import (
     HISTORY_COLUMNS,
     NonFiniteLossError,
     amp_settings,
@@ -21,6 +20,7 @@ from labkit.train import (
     evaluate,
     fit,
 )
+from labkit.training.metrics import accuracy
 
 
 def _data(n: int = 24, num_features: int = 6, num_classes: int = 3, seed: int = 0):

@@ -82,7 +82,7 @@ def test_browser_without_errors_says_so():
 def _receptive_field_case():
     from torch import nn
 
-    from labkit.receptive_field import receptive_field_table
+    from labkit.vgg.receptive_field import receptive_field_table
 
     chain = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

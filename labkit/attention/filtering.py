@@ -22,7 +22,7 @@ from torch import nn
 from torchvision.ops import roi_align
 from tqdm.auto import tqdm
 
-from labkit.model_utils import eval_mode, model_device
+from labkit.training.model_utils import eval_mode, model_device
 
 __all__ = ["crop_patches", "filter_patches", "kept_fraction", "patch_scores"]
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 import torch
 
-from labkit.metrics import accuracy
+from labkit.training.metrics import accuracy
 
 __all__ = [
     "AUTHORS_WEIGHTS",

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
 
-from labkit.model_utils import eval_mode, model_device
+from labkit.training.model_utils import eval_mode, model_device
 
 __all__ = [
     "Saliency",

@@ -35,13 +35,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from labkit import distributed
 from labkit.config import seed_everything, shown_path
 from labkit.data.birds import carve_validation
 from labkit.data.lab_data import LabData
 from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_source
+from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown
-from labkit.labs.stage import Stage, fit_stage
 from labkit.models.backbones import (
     TapBackbone,
     find_imagenet_weights,
@@ -49,8 +48,9 @@ from labkit.models.backbones import (
     vgg16_backbone,
 )
 from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
-from labkit.session import Lab, start_lab
-from labkit.train import evaluate
+from labkit.training import distributed
+from labkit.training.loop import evaluate
+from labkit.training.recipe import Stage, fit_stage
 
 __all__ = [
     "Comparison",
@@ -186,7 +186,7 @@ def train_stage(
     progress: bool = True,
     desc: str | None = None,
 ) -> pd.DataFrame:
-    """One stage through `labkit.train.fit`: stage 1 with `frozen=True` trains the head only
+    """One stage through `labkit.training.loop.fit`: stage 1 with `frozen=True` trains the head only
     (the backbone in eval mode, without autograd), stage 2 everything.
 
     SGD with the stage's rate, momentum and weight decay, its schedule (`Stage`), early
@@ -284,14 +284,14 @@ def train_and_compare(
     folder, so a second call only loads.
 
     Returns the table, one row per model: test accuracy after each stage, parameters,
-    activations saved for backward per image in stage 2 (`labkit.memory.step_memory` on 2
+    activations saved for backward per image in stage 2 (`labkit.training.memory.step_memory` on 2
     images), the step's peak CUDA memory (NaN on a CPU), training seconds; and each model's
-    two histories (`labkit.train.fit`'s, one row per epoch), for its training curves. Prints
+    two histories (`labkit.training.loop.fit`'s, one row per epoch), for its training curves. Prints
     the backbone's line; under torchrun every process trains its share and all return the same.
     """
     from labkit.labs.birds import load_lab_birds
-    from labkit.memory import step_memory
     from labkit.models.summary import count_parameters
+    from labkit.training.memory import step_memory
 
     s: Settings = lab.settings  # type: ignore[assignment]
     if distributed.is_main():  # written once, before the other processes read them

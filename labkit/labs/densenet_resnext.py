@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from labkit.labs.digits import DigitsSettings
+from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown
-from labkit.session import Lab, start_lab
 
 __all__ = [
     "LAB",
@@ -83,7 +83,7 @@ def optimizer_and_scheduler(
 ) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LRScheduler]:
     """The lab's recipe: the handout's SGD, and the profile's learning-rate schedule.
 
-    Both schedules are stepped once per epoch (by `labkit.train.fit`): `cosine` decays from
+    Both schedules are stepped once per epoch (by `labkit.training.loop.fit`): `cosine` decays from
     `lr` to zero over the run; `one_cycle` warms up from lr / 25 to `lr` over 30% of
     the epochs, then anneals to nearly zero; momentum stays at `momentum` (OneCycleLR would
     otherwise cycle it between 0.85 and 0.95). `Settings` refuses any other schedule name.

@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from labkit.config import seed_everything
 from labkit.labs.digits import DigitsSettings
+from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown
-from labkit.model_utils import eval_mode, model_device
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
-from labkit.session import Lab, start_lab
-from labkit.train import fit
+from labkit.training.loop import fit
+from labkit.training.model_utils import eval_mode, model_device
 from labkit.triplets.datasets import TripletDataset, triplet_forward
 from labkit.triplets.losses import (
     LossFn,

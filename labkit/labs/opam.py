@@ -67,13 +67,13 @@ from labkit.data.cub_dataset import BirdTransform, CubDataset
 from labkit.data.lab_data import LabData
 from labkit.labs.bcnn_hbp import Pretrained, pretrained_backbone
 from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_birds
+from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown
-from labkit.labs.stage import Stage, fit_stage
-from labkit.model_utils import eval_mode, model_device
 from labkit.models.bilinear import GAPNet
 from labkit.models.part_net import PartNet
 from labkit.plots import AttentionView
-from labkit.session import Lab, start_lab
+from labkit.training.model_utils import eval_mode, model_device
+from labkit.training.recipe import Stage, fit_stage
 
 __all__ = [
     "LAB",
@@ -341,7 +341,7 @@ def train_network(
     *,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """One of the lab's networks, every parameter trained, through `labkit.train.fit`
+    """One of the lab's networks, every parameter trained, through `labkit.training.loop.fit`
     (`fit_stage`: SGD and the stage's schedule), checkpointed under the lab's runs folder in
     `name`, keyed by `run_info` and the stage: a finished run only loads. The last epoch is
     kept and nothing stops early: `val_set` is only watched, so that its scores stay honest for

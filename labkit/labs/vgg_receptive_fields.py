@@ -49,15 +49,15 @@ from labkit.data.folder_split import (
 )
 from labkit.data.photo_folder import load_photo, photo_transform
 from labkit.data.synthbirds import SynthBirdsSpec
-from labkit.dense_evaluation import dense_scores, fully_convolutional
 from labkit.labs.birds import SOURCE_BIRDS, BirdsSettings, load_lab_source
+from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown
-from labkit.labs.stage import Stage, fit_stage
-from labkit.metrics import top_k_error
 from labkit.models.vgg import VGG, VGG_CONFIGS, load_torchvision_weights, replace_head, vgg
-from labkit.multi_crop import crops_per_image, multi_crop_scores
-from labkit.receptive_field import receptive_field_table
-from labkit.session import Lab, start_lab
+from labkit.training.metrics import top_k_error
+from labkit.training.recipe import Stage, fit_stage
+from labkit.vgg.dense_evaluation import dense_scores, fully_convolutional
+from labkit.vgg.multi_crop import crops_per_image, multi_crop_scores
+from labkit.vgg.receptive_field import receptive_field_table
 
 __all__ = [
     "LAB",
@@ -247,7 +247,7 @@ def _train(
     progress: bool,
     desc: str,
 ) -> pd.DataFrame:
-    """Every layer of `model` trained for one stage through `labkit.train.fit`, the best
+    """Every layer of `model` trained for one stage through `labkit.training.loop.fit`, the best
     validation epoch's weights kept; with `runs_dir`, a finished run only loads."""
     return fit_stage(
         model,

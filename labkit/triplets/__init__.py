@@ -6,7 +6,7 @@
 - miners: index triplets `(anchor_idx, positive_idx, negative_idx)` inside a batch, under
   `no_grad` (`batch_hard`, `batch_semi_hard`);
 - losses: embeddings plus indices -> loss (`triplet_loss`), and `loss_fn`s / `metric_fn` for
-  `labkit.train.fit`;
+  `labkit.training.loop.fit`;
 - datasets: `TripletDataset` (stacked anchor, positive, negative images), `triplet_forward`.
 
 Lab 03's three recipes on one budget live in its lab module, `labkit.labs.facenet_knn`.

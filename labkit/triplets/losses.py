@@ -1,4 +1,5 @@
-"""Losses take embeddings plus triplet indices; `loss_fn`s and a `metric_fn` for `labkit.train.fit`.
+"""Losses take embeddings plus triplet indices: `loss_fn`s and a `metric_fn` for
+`labkit.training.loop.fit`.
 
 The loss itself is torch's `F.triplet_margin_loss`: mean of max(d(a, p) - d(a, n) + margin, 0).
 

@@ -81,7 +81,9 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     first_answer = next(i for i, c in enumerate(shortcuts.cells) if marker(c) == ("answer", Q1))
     shortcuts.cells.insert(
         first_answer,
-        nbformat.v4.new_code_cell("from labkit.receptive_field import receptive_field_table as rf"),
+        nbformat.v4.new_code_cell(
+            "from labkit.vgg.receptive_field import receptive_field_table as rf"
+        ),
     )
     shortcuts = with_lines(
         shortcuts,
@@ -92,7 +94,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
         "    return list(zip(table['receptive field'], table['jump']))",
     )
     shortcuts = with_lines(
-        shortcuts, Q4, "from labkit.dense_evaluation import _as_conv as fc_to_conv"
+        shortcuts, Q4, "from labkit.vgg.dense_evaluation import _as_conv as fc_to_conv"
     )
     run = grade_in_smoke(
         SOLUTIONS,
@@ -121,8 +123,8 @@ def test_lab01_questions_are_graded_right(graded) -> None:
     assert "copy the linear layer's bias" in messages[Q4]
     messages = {q.question: q.message for q in run.result("three_shortcuts").questions}
     assert "your answer calls torch.nn.modules.conv.Conv2d" in messages[Q1]
-    assert "your answer calls labkit.receptive_field.receptive_field_table" in messages[Q2]
-    assert "labkit.dense_evaluation._as_conv" in messages[Q4]
+    assert "your answer calls labkit.vgg.receptive_field.receptive_field_table" in messages[Q2]
+    assert "labkit.vgg.dense_evaluation._as_conv" in messages[Q4]
 
 
 def test_lab01_written_answers_and_feedback(graded) -> None:

@@ -119,7 +119,7 @@ def test_train_and_compare_keeps_every_stage_history(tmp_path: Path, monkeypatch
 
 def _saved_per_image(head: nn.Module, maps: list[torch.Tensor]) -> Counter:
     """Shapes of the tensors autograd saves for backward in `head(maps)`, parameters excluded,
-    each distinct storage once (as `labkit.memory.step_memory` counts them)."""
+    each distinct storage once (as `labkit.training.memory.step_memory` counts them)."""
     params = {p.untyped_storage().data_ptr() for p in head.parameters()}
     saved: dict[int, tuple] = {}
 

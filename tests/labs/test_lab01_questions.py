@@ -25,7 +25,7 @@ from torch import nn
 from labkit.grading.checks import HIDDEN_FAILED, run_checks
 from labkit.grading.protocol import BEGIN_HIDDEN, END_HIDDEN
 from labkit.models.vgg import vgg
-from labkit.receptive_field import layer_geometry
+from labkit.vgg.receptive_field import layer_geometry
 
 LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "01_vgg_receptive_fields.ipynb")
 _grade, _model, _probe, _full = LAB.grade, LAB.answer, LAB.probe, LAB.full
@@ -156,9 +156,9 @@ def measured(layers, size=420):
     return out
 """
 # question 4's helper in labkit, with the same signature as the answer
-AS_CONV = "from labkit.dense_evaluation import _as_conv\n"
+AS_CONV = "from labkit.vgg.dense_evaluation import _as_conv\n"
 FULLY_CONVOLUTIONAL = """
-from labkit.dense_evaluation import fully_convolutional
+from labkit.vgg.dense_evaluation import fully_convolutional
 def fc_to_conv(linear, in_channels, grid):
     model = nn.Module()
     model.features = nn.Sequential(nn.Conv2d(1, in_channels, 1))
@@ -167,13 +167,13 @@ def fc_to_conv(linear, in_channels, grid):
     return fully_convolutional(model).classifier[0]
 """
 SIZE_TABLE = """
-from labkit.receptive_field import receptive_field_table
+from labkit.vgg.receptive_field import receptive_field_table
 def output_size(n, kernel, stride=1, padding=0, dilation=1):
     layer = nn.Conv2d(3, 1, kernel, stride, padding, dilation)
     return int(receptive_field_table(layer, n)["output size"].iloc[-1])
 """
 FIELD_TABLE = """
-from labkit.receptive_field import receptive_field_table
+from labkit.vgg.receptive_field import receptive_field_table
 def receptive_fields(layers):
     chain = nn.Sequential(*[nn.Conv2d(3, 3, k, s, dilation=d) for k, s, d in layers])
     table = receptive_field_table(chain, 512)
@@ -188,7 +188,7 @@ MEASURED_SIZE = (
 
 # (question, the student's cells in order (the answer last), words the feedback must hold)
 SHORTCUTS = [
-    (Q1, (SIZE_TABLE,), "labkit.receptive_field.receptive_field_table"),
+    (Q1, (SIZE_TABLE,), "labkit.vgg.receptive_field.receptive_field_table"),
     (Q1, (MEASURED_SIZE.format(layer="nn.Conv2d"),), "torch.nn.modules.conv.Conv2d"),
     (
         Q1,
@@ -217,7 +217,7 @@ SHORTCUTS = [
         ),
         "torch.nn.functional.unfold",
     ),
-    (Q2, (FIELD_TABLE,), "labkit.receptive_field.receptive_field_table"),
+    (Q2, (FIELD_TABLE,), "labkit.vgg.receptive_field.receptive_field_table"),
     (
         Q2,
         (MEASURED, "def receptive_fields(layers):\n    return measured(layers)"),
@@ -237,19 +237,19 @@ SHORTCUTS = [
             AS_CONV + "def fc_to_conv(linear, in_channels, grid):\n"
             "    return _as_conv(linear, in_channels, grid)",
         ),
-        "labkit.dense_evaluation._as_conv",
+        "labkit.vgg.dense_evaluation._as_conv",
     ),
     (
         Q4,
         (
-            "import labkit.dense_evaluation as dense",
+            "import labkit.vgg.dense_evaluation as dense",
             "def fc_to_conv(linear, in_channels, grid):\n"
             "    return dense._as_conv(linear, in_channels, grid)",
         ),
-        "labkit.dense_evaluation._as_conv",
+        "labkit.vgg.dense_evaluation._as_conv",
     ),
-    (Q4, ("from labkit.dense_evaluation import _as_conv as fc_to_conv",), "_as_conv"),
-    (Q4, (FULLY_CONVOLUTIONAL,), "labkit.dense_evaluation.fully_convolutional"),
+    (Q4, ("from labkit.vgg.dense_evaluation import _as_conv as fc_to_conv",), "_as_conv"),
+    (Q4, (FULLY_CONVOLUTIONAL,), "labkit.vgg.dense_evaluation.fully_convolutional"),
 ]
 
 
@@ -266,12 +266,14 @@ def test_a_labkit_function_renamed_as_the_answer_is_named() -> None:
     (the probe calls it): the recording notes the binding, and the visible checks see where the
     function was defined, each naming it."""
     points, message = _grade(Q4, _run(AS_CONV + "fc_to_conv = _as_conv", _probe(Q4)))
-    assert points == 0.0 and "labkit.dense_evaluation._as_conv" in message, message
+    assert points == 0.0 and "labkit.vgg.dense_evaluation._as_conv" in message, message
     question = LAB.questions[Q4]
     values = _run(AS_CONV + "fc_to_conv = _as_conv", _probe(Q4))
     points, message = run_checks(question, {n: values[n] for n in question.names})
     assert points == 0.0
-    assert message.startswith("your fc_to_conv is labkit.dense_evaluation._as_conv, not a function")
+    assert message.startswith(
+        "your fc_to_conv is labkit.vgg.dense_evaluation._as_conv, not a function"
+    )
 
 
 # answers right on the visible checks' inputs only: the hidden checks' inputs catch them

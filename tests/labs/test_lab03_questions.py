@@ -273,11 +273,11 @@ SHORTCUTS = [
         "q4_centres",
         [
             _model("q4_centres").split("def nearest_representative")[0]
-            + "from labkit.embeddings import nearest_neighbours\n"
+            + "from labkit.triplets.embeddings import nearest_neighbours\n"
             "def nearest_representative(queries, representatives):\n"
             "    return nearest_neighbours(queries, representatives, 1)[0][:, 0]"
         ],
-        "labkit.embeddings.nearest_neighbours",
+        "labkit.triplets.embeddings.nearest_neighbours",
     ),
     (  # scikit-learn's neighbour search, class by class
         "q5_nearest",
@@ -311,13 +311,13 @@ SHORTCUTS = [
     (  # labkit's nearest neighbours, then the first of the class asked for
         "q5_nearest",
         [
-            "from labkit.embeddings import nearest_neighbours\n"
+            "from labkit.triplets.embeddings import nearest_neighbours\n"
             "def nearest_of_class(queries, classes, embeddings, labels):\n"
             "    rows, _ = nearest_neighbours(queries, embeddings, len(embeddings))\n"
             "    right = labels[rows] == classes[:, None]\n"
             "    return rows.gather(1, right.long().argmax(1, keepdim=True)).flatten()"
         ],
-        "labkit.embeddings.nearest_neighbours",
+        "labkit.triplets.embeddings.nearest_neighbours",
     ),
     (  # labkit's miner under the question's name: it has the same arguments
         "bonus_miner",

@@ -212,7 +212,7 @@ def test_window_grid_is_centred_at_multiples_of_32() -> None:
 def test_pixels_past_the_last_window_still_reach_the_logits() -> None:
     """At 112 pixels (3.5 cells of 32) the floor drops half a cell, yet the last 16 rows and
     columns still get a gradient: their units' fields reach into the window."""
-    from labkit.dense_evaluation import fully_convolutional
+    from labkit.vgg.dense_evaluation import fully_convolutional
 
     s = l1.settings("cpu")
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ from labkit.models import (
     vgg16,
     vgg_features,
 )
-from labkit.receptive_field import receptive_field_table
+from labkit.vgg.receptive_field import receptive_field_table
 
 # torchvision's builder names, each with its config and batch norm
 BUILDERS = {

@@ -1,4 +1,4 @@
-"""TripletDataset and triplet_forward, and both triplet set-ups through `labkit.train.fit`."""
+"""TripletDataset and triplet_forward; both triplet set-ups through `labkit.training.loop.fit`."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from labkit.data import TensorImageDataset
-from labkit.train import fit
+from labkit.training.loop import fit
 from labkit.triplets import (
     PKSampler,
     TripletDataset,

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from labkit.data import TensorImageDataset
 from labkit.labs import facenet_knn
 from labkit.labs.facenet_knn import recipe_loss, train_embedding
-from labkit.runs import _function
+from labkit.training.runs import _function
 from labkit.triplets import batch_hard, mined_triplet_loss
 from labkit.triplets.losses import _mined_loss
 

@@ -34,7 +34,7 @@ from torch.utils.data import (
 from tqdm.auto import tqdm
 
 from labkit.data.tensor_dataset import TensorImageDataset, normalize
-from labkit.model_utils import eval_mode, model_device, to_device
+from labkit.training.model_utils import eval_mode, model_device, to_device
 
 if TYPE_CHECKING:  # scikit-learn is imported where used: it takes a second or two
     from sklearn.neighbors import KNeighborsClassifier

@@ -1,6 +1,7 @@
 """Small helpers around a model: mode changes that restore flags, its device, moving batches.
 
-Used in: labkit.train, labkit.embeddings, labkit.memory (every lab through them).
+Used in: labkit.training.loop, labkit.triplets.embeddings, labkit.training.memory (every lab
+through them).
 """
 
 from __future__ import annotations

@@ -31,12 +31,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from labkit import distributed
-from labkit.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from labkit.config import shown_path
-from labkit.metrics import accuracy
-from labkit.model_utils import eval_mode, model_device, to_device
-from labkit.runs import (
+from labkit.training import distributed
+from labkit.training.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from labkit.training.metrics import accuracy
+from labkit.training.model_utils import eval_mode, model_device, to_device
+from labkit.training.runs import (
     RunSettingsError,
     run_settings,
     settings_differences,
@@ -568,7 +568,7 @@ def fit(
         accum_steps: micro-batches per optimizer step (the loss is divided accordingly).
         amp: mixed precision, CUDA only (see `amp_settings`); off on a CPU without error.
         checkpoint_dir: folder for `last.pt` (every epoch) and `best.pt` (best `monitor`),
-            plus `settings.json` (what shaped the run, see `labkit.runs.run_settings`).
+            plus `settings.json` (what shaped the run, see `labkit.training.runs.run_settings`).
         resume: continue from `checkpoint_dir/last.pt` (after a dropped kernel, say) up to
             `num_epochs` in total. The run's settings, `num_epochs` among them, must be the
             ones the checkpoint was written with: other settings raise `RunSettingsError`

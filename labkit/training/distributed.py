@@ -1,4 +1,4 @@
-"""What `labkit.train.fit` needs to train under `torchrun` with DistributedDataParallel.
+"""What `labkit.training.loop.fit` needs to train under `torchrun` with DistributedDataParallel.
 
 A script started by `torchrun --nproc_per_node=K script.py` calls `init_from_env()` once, wraps
 its model with `wrap(model)` and gives its training loader a `DistributedSampler`. `fit` then

@@ -5,11 +5,11 @@ digest of its parameter shapes), the optimiser and its hyper-parameters (each gr
 rate), the scheduler's settings, the loss and its settings (a margin, class weights), the number
 of epochs, gradient accumulation, both loaders (batch size, sampler, shuffling seed, and a
 fingerprint of the data: contents, subset, augmentation), and whatever the caller adds (the
-global seed, early stopping). `labkit.train.fit` stores it in every checkpoint; resuming under
-different settings raises `RunSettingsError`, and with `runs_dir=` each set of settings gets a
+global seed, early stopping). `labkit.training.loop.fit` stores it in every checkpoint; resuming
+under different settings raises `RunSettingsError`, and with `runs_dir=` each set of settings gets a
 folder of its own, named by `settings_digest`.
 
-Used in: labkit.train.fit (every lab).
+Used in: labkit.training.loop.fit (every lab).
 """
 
 from __future__ import annotations

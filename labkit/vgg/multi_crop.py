@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import nn
 
-from labkit.model_utils import eval_mode, model_device
+from labkit.training.model_utils import eval_mode, model_device
 
 __all__ = ["crops_per_image", "grid_crops", "multi_crop_scores"]
 

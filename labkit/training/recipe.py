@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from labkit.train import fit
+from labkit.training.loop import fit
 
 __all__ = ["SCHEDULES", "Stage", "fit_stage", "stage_optimizer"]
 
@@ -58,7 +58,7 @@ def stage_optimizer(
     stage: Stage, parameters: Iterable[torch.nn.Parameter]
 ) -> tuple[torch.optim.Optimizer, Any]:
     """SGD over the `parameters` that require gradients, with the stage's rate, momentum and
-    weight decay, and its scheduler (stepped once per epoch by `labkit.train.fit`)."""
+    weight decay, and its scheduler (stepped once per epoch by `labkit.training.loop.fit`)."""
     optimizer = torch.optim.SGD(
         [p for p in parameters if p.requires_grad],
         lr=stage.lr,
@@ -87,7 +87,7 @@ def fit_stage(
     desc: str | None,
     restore_best: bool = True,
 ) -> pd.DataFrame:
-    """One stage through `labkit.train.fit`: SGD over `parameters` (`stage_optimizer`), the
+    """One stage through `labkit.training.loop.fit`: SGD over `parameters` (`stage_optimizer`), the
     stage's epochs, accumulation and label smoothing, early stopping on the validation accuracy,
     the best epoch's weights kept (with `restore_best=False` the last epoch's: the validation
     images then choose nothing); with `runs_dir`, a finished run only loads.

@@ -1,7 +1,7 @@
 """Accuracy, the one metric every lab reports, and the top-k error of the VGG tables.
 
-Used in: labkit.train (the default `metric_fn`), 01_vgg_receptive_fields, 02_densenet_resnext,
-03_facenet_knn.
+Used in: labkit.training.loop (the default `metric_fn`), 01_vgg_receptive_fields,
+02_densenet_resnext, 03_facenet_knn.
 """
 
 from __future__ import annotations

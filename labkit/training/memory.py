@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from labkit.model_utils import model_device, to_device, train_mode
+from labkit.training.model_utils import model_device, to_device, train_mode
 
 
 def _storage_key(tensor: torch.Tensor) -> tuple[int, int]:

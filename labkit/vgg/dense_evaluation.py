@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.model_utils import eval_mode, model_device
-from labkit.receptive_field import layer_geometry
+from labkit.training.model_utils import eval_mode, model_device
+from labkit.vgg.receptive_field import layer_geometry
 
 __all__ = ["class_score_map", "dense_scores", "fully_convolutional", "min_input_size"]
 
@@ -157,7 +157,7 @@ def min_input_size(fc_model: nn.Module) -> int | None:
 
     Inverts the output-size formula n_out = floor((n + 2p - k') / s) + 1 layer by layer, from
     the last layer of `features` back to the image. None when a layer's geometry is unknown
-    (see `labkit.receptive_field.layer_geometry`).
+    (see `labkit.vgg.receptive_field.layer_geometry`).
     """
     features, need = _parts(fc_model)
     for layer in reversed([m for m in features.modules() if not list(m.children())]):

@@ -21,7 +21,7 @@ from torch import nn
 
 from labkit.data.cub_dataset import open_rgb
 from labkit.data.folders import to_rgb8
-from labkit.model_utils import eval_mode
+from labkit.training.model_utils import eval_mode
 
 PICK_ANOTHER = "check the path or choose another image"
 TITLE_WIDTH, BAR_LABEL_WIDTH = 44, 22  # characters per line before a long name wraps
