@@ -3,7 +3,7 @@
 The handout (seed 000, after the HBP authors' code) projects each relu5_x map again for every
 interaction it enters (six 1x1 convolutions instead of three) and materialises each d-channel
 product before summing it. labkit's head projects each map once per chunk of channels and keeps
-only the C-channel maps and the weights for backward (`labkit.models.bilinear`).
+only the C-channel maps and the weights for backward (`labkit.bilinear.pooling`).
 
 Same inputs (three relu-like maps N x C x H x W), same weights, same labels, one run:
 - outputs equal (max absolute difference of the logits);
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.models.bilinear import HBPHead
+from labkit.bilinear.heads import HBPHead
 from labkit.training.memory import step_memory
 
 CHANNELS = 512  # VGG-16's relu5_x

@@ -35,10 +35,10 @@ from labkit.attention import (
     selective_search_available,
     selective_search_boxes,
 )
-from labkit.data.cub_dataset import normalize_imagenet
+from labkit.bilinear.heads import GAPNet
 from labkit.data.synthbirds import draw_bird, species_list
+from labkit.data.transforms import normalize_imagenet
 from labkit.models.backbones import small_vgg_backbone
-from labkit.models.bilinear import GAPNet
 
 NUM_CLASSES = 10
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import matplotlib.pyplot as plt
 import pytest
 
 import labkit.training.loop
@@ -26,3 +27,16 @@ def interrupt_fit(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
         monkeypatch.setattr(labkit.training.loop, "_run_epoch", dropped)
 
     return arm
+
+
+@pytest.fixture
+def no_plt_show(monkeypatch: pytest.MonkeyPatch):
+    """A plot function that calls `plt.show()` fails the test (they return their figure); the
+    test's figures are closed after it. Use with `pytest.mark.usefixtures("no_plt_show")`."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("plot functions must not call plt.show()")
+
+    monkeypatch.setattr(plt, "show", fail)
+    yield
+    plt.close("all")

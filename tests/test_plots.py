@@ -15,6 +15,7 @@ from labkit.plots import plot_history, plot_image_grid
 from labkit.training.loop import HISTORY_COLUMNS
 
 matplotlib.use("Agg")
+pytestmark = pytest.mark.usefixtures("no_plt_show")
 
 
 def _history(num_epochs: int = 3, val: bool = True, acc: bool = True) -> pd.DataFrame:
@@ -33,16 +34,6 @@ def _history(num_epochs: int = 3, val: bool = True, acc: bool = True) -> pd.Data
             }
         )
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-
-
-@pytest.fixture(autouse=True)
-def _no_show(monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("plot_history must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", fail)
-    yield
-    plt.close("all")
 
 
 def test_one_history_two_axes_train_solid_val_dashed():

@@ -1,7 +1,9 @@
-"""OPAM's object-part attention (Peng, He and Zhao, TIP 2018): patch proposals and filtering
-(`proposals`, `filtering`), class activation maps and the object box (`saliency`), part
-selection and alignment (`parts`), fusion of the three networks' scores (`fusion`), and the
-crops ObjectNet and PartNet train on (`crops`).
+"""Lab 05's topic, OPAM's object-part attention (Peng, He and Zhao, TIP 2018): patch proposals
+and filtering (`proposals`, `filtering`), class activation maps and the object box (`saliency`),
+part selection (`part_selection`), part alignment and PartNet (`part_alignment`), fusion of the
+three networks' scores (`fusion`), the crops ObjectNet and PartNet train on (`crops`), and the
+figure and viewer of one image's attention (`figures`, `viewer`; import them from their modules,
+they bring matplotlib).
 
 Used in: 05_opam.
 """
@@ -20,15 +22,18 @@ from labkit.attention.fusion import (
     fuse_scores,
     weight_grid,
 )
-from labkit.attention.parts import (
-    PartChoice,
+from labkit.attention.part_alignment import (
+    PartNet,
     aligned_order,
     assign_parts,
-    box_masks,
     cluster_filters,
+    part_responses,
+)
+from labkit.attention.part_selection import (
+    PartChoice,
+    box_masks,
     object_constraint,
     pair_scores,
-    part_responses,
     part_score,
     select_parts,
 )
@@ -54,6 +59,7 @@ __all__ = [
     "BoxCrops",
     "FusionChoice",
     "PartChoice",
+    "PartNet",
     "Saliency",
     "aligned_order",
     "assign_parts",

@@ -1,10 +1,9 @@
 """Models by family; every classifier builder is registered, so `get_model(name)` builds any.
 
-Backbones (`backbones`) and the bilinear heads and nets (`bilinear`) take a backbone or
-feature maps, not images alone, and are not registered."""
+Backbones (`backbones`) return feature maps and are not registered; the heads and nets built on
+them live in their topic wings (`labkit.bilinear`, `labkit.attention.part_alignment`)."""
 
 from labkit.models.backbones import TapBackbone, small_vgg_backbone, vgg16_backbone
-from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
 from labkit.models.densenet import DenseNet, densenet39, densenet_bc, densenet_channels
 from labkit.models.registry import get_model, list_models, register_model
 from labkit.models.res2net import (
@@ -42,9 +41,6 @@ from labkit.models.vgg import (
 )
 
 __all__ = [
-    "HBP",
-    "BilinearCNN",
-    "GAPNet",
     "TapBackbone",
     "small_vgg_backbone",
     "vgg16_backbone",

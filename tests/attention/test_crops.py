@@ -1,4 +1,4 @@
-"""Box crops for ObjectNet and PartNet, and PartNet itself."""
+"""Box crops for ObjectNet and PartNet."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import torch
 from torch.utils.data import TensorDataset
 
 from labkit.attention.crops import BoxCrops, crop_boxes
-from labkit.models.backbones import small_vgg_backbone
-from labkit.models.part_net import PartNet
 
 
 def test_a_crop_at_its_own_size_is_the_pixels_of_the_box() -> None:
@@ -64,22 +62,3 @@ def test_box_crops_rejects_a_box_count_that_is_not_one_per_image() -> None:
         BoxCrops(base, torch.zeros(2, 4), 4)
     with pytest.raises(ValueError, match="at least 1"):
         BoxCrops(base, torch.zeros(3, 4), 0)
-
-
-def test_partnet_concatenates_the_slots_pooled_features_in_order() -> None:
-    torch.manual_seed(0)
-    backbone = small_vgg_backbone((4, 8))
-    net = PartNet(backbone, 8, num_parts=2, num_classes=3).eval()
-    crops = torch.randn(4, 2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        logits = net(crops)
-        pooled = [backbone(crops[:, k])[-1].mean(dim=(2, 3)) for k in range(2)]
-        want = net.fc(torch.cat(pooled, dim=1))
-        swapped = net(crops.flip(1))
-    assert logits.shape == (4, 3)
-    torch.testing.assert_close(logits, want, rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(logits, swapped)  # the slot order matters
-    with pytest.raises(ValueError, match=r"\(N, 2, 3, s, s\)"):
-        net(crops[:, :1])
-    with pytest.raises(ValueError, match="at least one part"):
-        PartNet(backbone, 8, num_parts=0, num_classes=3)

@@ -19,8 +19,8 @@ from labkit.attention.saliency import (
     saliency_maps,
     scaled,
 )
+from labkit.bilinear.heads import GAPNet
 from labkit.models.backbones import small_vgg_backbone
-from labkit.models.bilinear import GAPNet
 
 
 def _gapnet() -> GAPNet:

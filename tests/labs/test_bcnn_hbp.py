@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.bilinear.heads import HBPHead
 from labkit.data.birds import carve_validation
 from labkit.labs import bcnn_hbp as l4
 from labkit.labs.birds import load_lab_birds
-from labkit.models.bilinear import HBPHead
 
 
 def test_profiles_keep_the_authors_recipe_in_full() -> None:

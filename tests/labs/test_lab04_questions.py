@@ -161,19 +161,19 @@ SHORTCUTS = [
     (  # labkit's bilinear pooling, through an alias
         "q1_bilinear",
         [
-            "from labkit.models.bilinear import bilinear_pool as pool\n"
+            "from labkit.bilinear.pooling import bilinear_pool as pool\n"
             "def bilinear_pooling(features):\n"
             "    return pool(features)"
         ],
-        "labkit.models.bilinear.bilinear_pool",
+        "labkit.bilinear.pooling.bilinear_pool",
     ),
     (  # labkit's pooling through a helper defined in another cell of the notebook
         "q1_bilinear",
         [
-            "import labkit.models.bilinear as kit\ndef _pool(x):\n    return kit.bilinear_pool(x)",
+            "import labkit.bilinear.pooling as kit\ndef _pool(x):\n    return kit.bilinear_pool(x)",
             "def bilinear_pooling(features):\n    return _pool(features)",
         ],
-        "labkit.models.bilinear.bilinear_pool",
+        "labkit.bilinear.pooling.bilinear_pool",
     ),
     (  # two nn.Conv2d 1x1 layers holding the weights: what the question rules out
         "q2_interaction",
@@ -214,21 +214,21 @@ SHORTCUTS = [
     (  # labkit's private projection helper, same arguments as the question's
         "q2_interaction",
         [
-            "from labkit.models.bilinear import _project\n"
+            "from labkit.bilinear.pooling import _project\n"
             "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
             "    return (_project(x_a, weight_a, bias_a) * _project(x_b, weight_b, bias_b)).sum(2)"
         ],
-        "labkit.models.bilinear._project",
+        "labkit.bilinear.pooling._project",
     ),
     (  # labkit's three interactions, the first one taken
         "q2_interaction",
         [
-            "from labkit.models.bilinear import hbp_interactions\n"
+            "from labkit.bilinear.pooling import hbp_interactions\n"
             "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
             "    maps, ws = (x_a, x_b, x_b), (weight_a, weight_b, weight_b)\n"
             "    return hbp_interactions(maps, ws, (bias_a, bias_b, bias_b))[0]"
         ],
-        "labkit.models.bilinear.hbp_interactions",
+        "labkit.bilinear.pooling.hbp_interactions",
     ),
     (  # labkit's training step, which scales and backpropagates one micro-batch
         "q3_accumulation",
@@ -258,13 +258,13 @@ def test_shortcuts_get_no_marks_and_the_feedback_names_the_call(
 HANDED_OVER = [
     (
         "q1_bilinear",
-        "from labkit.models.bilinear import signed_sqrt_l2",
-        "your answer calls labkit.models.bilinear.signed_sqrt_l2",
+        "from labkit.bilinear.pooling import signed_sqrt_l2",
+        "your answer calls labkit.bilinear.pooling.signed_sqrt_l2",
     ),
     (
         "q1_bilinear",
-        "import labkit.models.bilinear\nbilinear_pooling = labkit.models.bilinear.bilinear_pool",
-        "your answer calls labkit.models.bilinear.bilinear_pool",
+        "import labkit.bilinear.pooling\nbilinear_pooling = labkit.bilinear.pooling.bilinear_pool",
+        "your answer calls labkit.bilinear.pooling.bilinear_pool",
     ),
 ]
 

@@ -311,11 +311,11 @@ SHORTCUTS = [
         ),
         "object_boxes",
     ),
-    ("q3_part_score", ("from labkit.attention.parts import part_score",), "part_score"),
+    ("q3_part_score", ("from labkit.attention.part_selection import part_score",), "part_score"),
     (  # labkit's private helper for the formula, the terms computed by the student
         "q3_part_score",
         (
-            "from labkit.attention.parts import _delta_part\n"
+            "from labkit.attention.part_selection import _delta_part\n"
             "def part_score(parts, object_box, saliency):\n"
             "    h, w = saliency.shape\n"
             "    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')\n"
@@ -330,7 +330,7 @@ SHORTCUTS = [
     (  # labkit's version through a helper in another cell
         "q3_part_score",
         (
-            "from labkit.attention import parts as P\n"
+            "from labkit.attention import part_selection as P\n"
             "def scored(parts, box, saliency):\n"
             "    return P.part_score(parts, box, saliency)",
             "def part_score(parts, object_box, saliency):\n"
@@ -341,7 +341,7 @@ SHORTCUTS = [
     (  # labkit's masks, the rest written out
         "q3_part_score",
         (
-            "from labkit.attention.parts import box_masks\n"
+            "from labkit.attention.part_selection import box_masks\n"
             "def part_score(parts, object_box, saliency):\n"
             "    h, w = saliency.shape\n"
             "    masks = box_masks(parts.float(), h, w)\n"

@@ -1,5 +1,5 @@
-"""Bilinear heads: equal to direct float64 transcriptions of the formulas, gradients included,
-and HBP's projections not kept for backward."""
+"""Bilinear heads and nets: HBP's head equal to the formula with gradients, its projections not
+kept for backward; the nets' frozen stage trains only the head."""
 
 from __future__ import annotations
 
@@ -7,35 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from labkit.models.bilinear import (
-    BilinearHead,
-    GAPHead,
-    HBPHead,
-    bilinear_pool,
-    hbp_interactions,
-    signed_sqrt_l2,
-)
+from labkit.bilinear.heads import HBP, BilinearCNN, BilinearHead, GAPHead, GAPNet, HBPHead
+from labkit.models.backbones import small_vgg_backbone
 
 
 def _maps(n=2, channels=(3, 4, 5), h=3, w=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(n, c, h, w, generator=g, dtype=torch.float64) for c in channels)
-
-
-def test_bilinear_pool_is_the_mean_outer_product() -> None:
-    (x,) = _maps(channels=(4,))
-    expected = torch.stack([
-        sum(torch.outer(x[i, :, r, s], x[i, :, r, s]) for r in range(3) for s in range(2)) / 6
-        for i in range(2)
-    ])  # fmt: skip
-    torch.testing.assert_close(bilinear_pool(x), expected.reshape(2, 16), rtol=0, atol=1e-12)
-
-
-def test_signed_sqrt_l2() -> None:
-    z = torch.tensor([[4.0, -9.0, 0.0]], dtype=torch.float64)
-    root = torch.tensor([[2.0, -3.0, 0.0]], dtype=torch.float64)
-    root = torch.sign(root) * torch.sqrt(root.abs() ** 2 + 1e-10)
-    torch.testing.assert_close(signed_sqrt_l2(z), root / root.norm(), rtol=0, atol=1e-12)
 
 
 def _hbp_direct(maps, head: HBPHead) -> torch.Tensor:
@@ -67,20 +45,6 @@ def test_hbp_head_equals_the_formula_with_gradients(chunk: int) -> None:
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
 
 
-def test_hbp_interactions_gradcheck() -> None:
-    maps = [m.requires_grad_() for m in _maps(n=1, channels=(2, 3, 2), h=2, w=2)]
-    g = torch.Generator().manual_seed(1)
-    weights = [
-        torch.randn(3, c, generator=g, dtype=torch.float64, requires_grad=True) for c in (2, 3, 2)
-    ]
-    biases = [
-        torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3)
-    ]
-    assert torch.autograd.gradcheck(
-        lambda *t: hbp_interactions(t[:3], t[3:6], t[6:], chunk=2), (*maps, *weights, *biases)
-    )
-
-
 def test_hbp_keeps_only_its_inputs_and_weights_for_backward() -> None:
     head = HBPHead((3, 4, 5), d=64, num_classes=2)
     maps = [m.float().requires_grad_() for m in _maps()]
@@ -106,46 +70,7 @@ def test_bilinear_and_gap_heads_shapes() -> None:
     assert GAPHead(6, 5).double()(x).shape == (2, 5)
 
 
-def test_backbones_tap_their_last_three_relus() -> None:
-    from torchvision.models import vgg16
-
-    from labkit.models.backbones import small_vgg_backbone, vgg16_backbone
-
-    small = small_vgg_backbone((8, 16))
-    maps = small(torch.randn(2, 3, 32, 32))
-    assert [tuple(m.shape) for m in maps] == [(2, 16, 16, 16)] * 3
-    assert all((m >= 0).all() for m in maps)
-    big = vgg16_backbone()
-    reference = vgg16()
-    reference.features.load_state_dict(big.features.state_dict(), strict=False)
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        maps = big(x)
-        expected = reference.features[:30](x)
-    assert [tuple(m.shape) for m in maps] == [(1, 512, 4, 4)] * 3
-    torch.testing.assert_close(maps[-1], expected)
-
-
-def test_imagenet_weights_load_from_a_file(tmp_path) -> None:
-    from torchvision.models import vgg16
-
-    from labkit.models.backbones import find_imagenet_weights, vgg16_backbone
-
-    assert find_imagenet_weights(tmp_path / "absent.pth") is None
-    torch.manual_seed(3)
-    source = vgg16()
-    torch.save(source.state_dict(), tmp_path / "vgg16.pth")
-    backbone = vgg16_backbone(str(find_imagenet_weights(tmp_path / "vgg16.pth")))
-    torch.testing.assert_close(backbone.features[28].weight, source.features[28].weight)
-    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="other.pth does not hold torchvision's VGG-16"):
-        vgg16_backbone(str(tmp_path / "other.pth"))
-
-
 def test_nets_and_frozen_forward() -> None:
-    from labkit.models.backbones import small_vgg_backbone
-    from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
-
     x = torch.randn(2, 3, 32, 32)
     nets = [BilinearCNN(small_vgg_backbone((8, 16)), 5), HBP(small_vgg_backbone((8, 16)), 32, 5),
             GAPNet(small_vgg_backbone((8, 16)), 5)]  # fmt: skip
@@ -175,12 +100,3 @@ def test_hbp_runs_in_float32_under_autocast() -> None:
     torch.testing.assert_close(got, expected, rtol=2e-2, atol=1e-2)  # inputs rounded to bf16
     got.sum().backward()
     assert all(m.grad is not None and m.grad.dtype == torch.bfloat16 for m in low)
-
-
-def test_bilinear_pool_runs_in_float32_under_autocast() -> None:
-    (x,) = _maps(channels=(4,))
-    big = (x.float() * 300).to(torch.float16)  # products summed over locations pass 65504
-    with torch.autocast(device_type="cpu", dtype=torch.float16):
-        pooled = bilinear_pool(big)
-    assert pooled.dtype == torch.float32 and torch.isfinite(pooled).all()
-    torch.testing.assert_close(pooled, bilinear_pool(big.float()))

@@ -1,25 +1,27 @@
-"""Bilinear pooling heads: BCNN's outer product, HBP's cross-layer interactions, and a global
-average pooling baseline, each over feature maps a backbone hands over.
+"""Bilinear pooling and HBP's cross-layer interactions: the maths of the heads, on feature maps.
 
-- Bilinear CNN (Lin, RoyChowdhury and Maji, ICCV 2015; handout 003): the outer product of the
-  last conv features with themselves, averaged over the H x W locations, signed square root,
-  L2 normalisation, linear classifier.
-- Hierarchical bilinear pooling (Yu et al., ECCV 2018; handout 000): three 1x1 projections
-  (with bias, no batch norm or ReLU) of relu5_1, relu5_2 and relu5_3 to `d` channels; for each
-  pair of layers the element-wise product of the two projections summed over locations; signed
-  square root and L2 normalisation of each of the three, concatenation, linear classifier.
+- `bilinear_pool`: BCNN's outer product of each location's features with themselves, averaged
+  over the H x W locations (Lin, RoyChowdhury and Maji, ICCV 2015; handout 003).
+- `hbp_interactions`: HBP's three 1x1 projections (with bias) of relu5_1, relu5_2 and relu5_3 to
+  `d` channels, and for each pair of layers the element-wise product of the two projections
+  summed over locations (Yu et al., ECCV 2018; handout 000).
+- `signed_sqrt_l2`: the signed square root, then L2 normalisation, of a pooled vector (both
+  papers).
 
-The HBP interactions run through `hbp_interactions`, an autograd function that keeps only the
-backbone's C-channel maps and the projection weights for backward and recomputes the d-channel
-projections there, in chunks of channels: the projections (d = 8,192 against C = 512) never
-stay alive between forward and backward (`benchmarks/bench_hbp_head.py`).
+`hbp_interactions` is an autograd function that keeps only the backbone's C-channel maps and
+the projection weights for backward and recomputes the d-channel projections there, in chunks
+of channels: the projections (d = 8,192 against C = 512) never stay alive between forward and
+backward (`benchmarks/bench_hbp_head.py`).
+
+Used in: 04_bcnn_hbp.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+__all__ = ["PAIRS", "SQRT_EPS", "bilinear_pool", "hbp_interactions", "signed_sqrt_l2"]
 
 SQRT_EPS = 1e-10  # inside the signed square root: a finite gradient at 0 (the HBP authors' value)
 PAIRS = ((0, 1), (0, 2), (1, 2))  # relu5_1 x relu5_2, relu5_1 x relu5_3, relu5_2 x relu5_3
@@ -139,108 +141,3 @@ def hbp_interactions(
         half = (torch.float16, torch.bfloat16)
         tensors = [t.float() if t.dtype in half else t for t in (*maps, *weights, *biases)]
         return _HBPInteractions.apply(chunk, *tensors)
-
-
-class BilinearHead(nn.Module):
-    """BCNN's head: bilinear pooling, signed square root, L2 normalisation, linear classifier.
-
-    Input (N, C, H, W) feature maps; output (N, num_classes) logits.
-    """
-
-    def __init__(self, channels: int, num_classes: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(channels * channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.fc(signed_sqrt_l2(bilinear_pool(x)))
-
-
-class HBPHead(nn.Module):
-    """HBP's head: three 1x1 projections to `d` channels (with bias), three cross-layer
-    interactions summed over locations, signed square root and L2 normalisation of each,
-    concatenated (3 * d), linear classifier.
-
-    Input three feature maps (N, C_k, H, W); output (N, num_classes) logits.
-    """
-
-    def __init__(
-        self, channels: tuple[int, int, int], d: int, num_classes: int, chunk: int = 1024
-    ) -> None:
-        super().__init__()
-        self.projections = nn.ModuleList(
-            nn.Conv2d(c, d, kernel_size=1, bias=True) for c in channels
-        )
-        self.fc = nn.Linear(3 * d, num_classes)
-        self.chunk = chunk
-
-    def interactions(self, maps) -> torch.Tensor:
-        """(3, N, d): the three interactions before the square root."""
-        weights = tuple(p.weight.flatten(1) for p in self.projections)
-        biases = tuple(p.bias for p in self.projections)
-        return hbp_interactions(tuple(maps), weights, biases, self.chunk)
-
-    def forward(self, maps) -> torch.Tensor:  # noqa: D102
-        z = signed_sqrt_l2(self.interactions(maps))  # normalised per interaction
-        return self.fc(torch.cat(tuple(z), dim=1))
-
-
-class GAPHead(nn.Module):
-    """The baseline: global average pooling of the last feature map, linear classifier."""
-
-    def __init__(self, channels: int, num_classes: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.fc(x.mean(dim=(2, 3)))
-
-
-class _BackboneAndHead(nn.Module):
-    """A backbone that returns three maps, and a head over some of them."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone, self.head = backbone, head
-        self.frozen = False  # stage 1: set_frozen(True)
-
-    def set_frozen(self, frozen: bool) -> None:
-        """Stage 1 (True): the backbone's parameters stop requiring gradients, and `forward`
-        runs it in eval mode without autograd; stage 2 (False): everything trains."""
-        self.frozen = frozen
-        self.backbone.requires_grad_(not frozen)
-
-    def head_input(self, maps: list[torch.Tensor]):
-        """What the head reads of the backbone's three maps (default: the last)."""
-        return maps[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        if not self.frozen:
-            return self.head(self.head_input(self.backbone(x)))
-        self.backbone.eval()  # batch-norm statistics stay as pretrained
-        with torch.no_grad():
-            maps = self.backbone(x)
-        return self.head(self.head_input(maps))
-
-
-class BilinearCNN(_BackboneAndHead):
-    """BCNN: the backbone's last map (VGG-16: conv5_3 after ReLU), `BilinearHead`."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
-        super().__init__(backbone, BilinearHead(backbone.channels[-1], num_classes))
-
-
-class HBP(_BackboneAndHead):
-    """Hierarchical bilinear pooling over the backbone's three maps, `HBPHead` with `d`."""
-
-    def __init__(self, backbone: nn.Module, d: int, num_classes: int, chunk: int = 1024) -> None:
-        super().__init__(backbone, HBPHead(backbone.channels, d, num_classes, chunk))
-
-    def head_input(self, maps: list[torch.Tensor]):  # noqa: D102
-        return maps
-
-
-class GAPNet(_BackboneAndHead):
-    """The baseline: global average pooling of the backbone's last map, linear classifier."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
-        super().__init__(backbone, GAPHead(backbone.channels[-1], num_classes))

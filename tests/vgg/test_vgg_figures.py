@@ -12,7 +12,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 from torch import nn
 
-from labkit.plots import plot_receptive_field
+from labkit.vgg.figures import plot_receptive_field
 from labkit.vgg.receptive_field import clip_field, receptive_field_table, unit_field
 
 matplotlib.use("Agg")

@@ -10,8 +10,8 @@ import torch
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from labkit.data.cub_dataset import IMAGENET_MEAN, IMAGENET_STD
-from labkit.plots import AttentionView, plot_attention
+from labkit.attention.figures import AttentionView, plot_attention
+from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 matplotlib.use("Agg")
 SIZE = 40  # pixels per side of the test image
@@ -200,5 +200,5 @@ def test_bad_arguments_are_refused() -> None:
     plt.close("all")
     with pytest.raises(ValueError, match="max_proposals must be an int >= 0"):
         plot_attention(_view(), max_proposals=-1)
-    with pytest.raises(TypeError, match="need a labkit.plots.AttentionView, got tuple"):
+    with pytest.raises(TypeError, match="need a labkit.attention.figures.AttentionView, got tuple"):
         plot_attention(tuple(_view()))

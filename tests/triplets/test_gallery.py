@@ -1,4 +1,4 @@
-"""Tests for the error gallery and embedding plot in labkit.plots (Agg backend, no window)."""
+"""Lab 03's error gallery: its rows, titles and the PNG files it writes (Agg backend, no window)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,12 @@ import torch
 from error_answers import answered_error_table
 from PIL import Image
 
-from labkit.data.tensor_dataset import TensorImageDataset
-from labkit.plots import (
-    plot_distance_histograms,
-    plot_embedding_2d,
-    plot_error_gallery,
-    plot_error_row,
-    save_error_gallery,
-)
+from labkit.data.datasets import TensorImageDataset
+from labkit.triplets.gallery import plot_error_gallery, plot_error_row, save_error_gallery
 
 matplotlib.use("Agg")
+pytestmark = pytest.mark.usefixtures("no_plt_show")
 NAMES = ("zero", "one", "two")
-
-
-@pytest.fixture(autouse=True)
-def _no_show(monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("plot functions must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", fail)
-    yield
-    plt.close("all")
 
 
 def _errors(num_test: int = 12):
@@ -104,24 +89,3 @@ def test_save_error_gallery_replaces_an_earlier_gallery_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [p.name for p in paths] + ["error_analysis.png", "notes.txt"]
     )
-
-
-def test_embedding_2d_legend_has_one_entry_per_class():
-    g = torch.Generator().manual_seed(0)
-    points, labels = torch.randn(30, 2, generator=g), torch.arange(30) % 3
-    fig = plot_embedding_2d(points, labels, NAMES, title="embedding")
-    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert texts == list(NAMES)
-    fig2, ax = plt.subplots()
-    assert plot_embedding_2d(points.numpy(), labels, ax=ax) is fig2
-
-
-def test_distance_histograms_one_panel_per_stage_with_the_violating_fraction():
-    ap = torch.tensor([1.0, 1.0, 3.0, 1.0])
-    an = torch.tensor([4.0, 2.0, 1.0, 3.5])  # gaps 3, 1, -2, 2.5: two inside margin 2
-    fig = plot_distance_histograms({"before": (ap, an), "after": (ap, an + 5)}, margin=2.0)
-    assert len(fig.axes) == 2
-    assert fig.axes[0].get_title() == "before\n50% of triplets violate the margin 2"
-    assert fig.axes[1].get_title().endswith("0% of triplets violate the margin 2")
-    with pytest.raises(ValueError, match="no distances"):
-        plot_distance_histograms({}, margin=2.0)
