@@ -8,6 +8,11 @@
 - losses: embeddings plus indices -> loss (`triplet_loss`), and `loss_fn`s / `metric_fn` for
   `labkit.training.loop.fit`;
 - datasets: `TripletDataset` (stacked anchor, positive, negative images), `triplet_forward`.
+- embeddings: embed a dataset, KNN and class centres, the table of errors (`error_table`);
+- gallery, browser: the errors beside their nearest training images (`plot_error_gallery`,
+  `save_error_gallery`; `error_browser` shows one at a time); figures: the embedding in 2-d
+  and the triplets' distances (`plot_embedding_2d`, `plot_distance_histograms`). Import these
+  from their modules: they bring matplotlib.
 
 Lab 03's three recipes on one budget live in its lab module, `labkit.labs.facenet_knn`.
 
