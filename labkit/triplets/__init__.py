@@ -8,7 +8,8 @@
 - losses: embeddings plus indices -> loss (`triplet_loss`), and `loss_fn`s / `metric_fn` for
   `labkit.training.loop.fit`;
 - datasets: `TripletDataset` (stacked anchor, positive, negative images), `triplet_forward`.
-- embeddings: embed a dataset, KNN and class centres, the table of errors (`error_table`);
+- embeddings: embed a dataset, KNN, nearest neighbours, the table of errors (`error_table`),
+  the 2-d projection (`project_2d`);
 - gallery, browser: the errors beside their nearest training images (`plot_error_gallery`,
   `save_error_gallery`; `error_browser` shows one at a time); figures: the embedding in 2-d
   and the triplets' distances (`plot_embedding_2d`, `plot_distance_histograms`). Import these
