@@ -37,8 +37,10 @@ def measure(root: str, method: str, workers: int) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
+    from labkit.data.birds import BirdTransform, CubDataset
     from labkit.data.cub import read_cub_index
-    from labkit.data.cub_dataset import BirdTransform, CubDataset, normalize_imagenet, open_rgb
+    from labkit.data.images import open_rgb
+    from labkit.data.transforms import normalize_imagenet
 
     index = read_cub_index(root)
     baseline = psutil.Process().memory_info().rss / 2**20

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from labkit.data import load_digits_data
-from labkit.data.tensor_dataset import TensorImageDataset
+from labkit.data.datasets import TensorImageDataset
 from labkit.labs.facenet_knn import settings
 from labkit.models.resnet import resnet18_embedding
 from labkit.triplets.embeddings import embed, error_table, knn_classifier, knn_predict

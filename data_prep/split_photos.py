@@ -21,7 +21,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from labkit.config import data_root  # noqa: E402
-from labkit.data.folder_split import split_class_folder  # noqa: E402
+from labkit.data.photos import split_class_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

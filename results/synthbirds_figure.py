@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 
 from labkit.config import data_root  # noqa: E402
 from labkit.data import BirdTransform, CubDataset, read_cub_index, write_synthetic_birds  # noqa: E402
-from labkit.data.birds import synthetic_birds_folder  # noqa: E402
+from labkit.data.synthbirds import synthetic_birds_folder  # noqa: E402
 from labkit.labs.birds import SYNTHETIC_BIRDS  # noqa: E402
 from labkit.plots import plot_bird_grid  # noqa: E402
 

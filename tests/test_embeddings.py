@@ -12,7 +12,8 @@ from error_answers import error_answers
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from labkit.data.tensor_dataset import TensorImageDataset, normalize
+from labkit.data.datasets import TensorImageDataset
+from labkit.data.transforms import normalize
 from labkit.triplets.embeddings import (
     ERROR_COLUMNS,
     embed,

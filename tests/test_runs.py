@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Subset
 
 from labkit.config import shown_path
 from labkit.data import TensorImageDataset
-from labkit.data.loaders import digits_augmentation
+from labkit.data.transforms import digits_augmentation
 from labkit.models import densenet_bc
 from labkit.training.loop import fit
 from labkit.training.runs import (

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from labkit.data.cub_dataset import to_display_imagenet
+from labkit.data.transforms import to_display_imagenet
 
 __all__ = [
     "Proposals",

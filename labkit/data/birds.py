@@ -1,29 +1,155 @@
-"""Birds by name: CUB-200-2011 when it is under the data folder, the synthetic birds otherwise.
+"""Birds by name: CUB-200-2011 when it is under the data folder, the synthetic birds otherwise;
+`CubDataset`, one split of a CUB-layout folder decoded lazily, its box and parts following every
+resize, crop and flip.
 
 The real set is looked for at `<data>/CUB_200_2011` (the folder `CUB_200_2011.tgz` unpacks to)
 and at resized copies `<data>/CUB_200_2011-short<N>` written by `data_prep/prepare_cub.py`;
 the smallest copy whose short side still covers the resize is used. A folder that is there but
 broken raises `CubError` (never a silent fall-back to synthetic birds).
+
+Nothing is cached: each item opens its file, so memory stays flat however large the set is
+(`benchmarks/bench_cub_epoch.py`). JPEGs are decoded at a reduced scale when the target size
+allows it (libjpeg's DCT scaling, through Pillow's `draft`), which makes a small profile's epoch
+several times faster on full-size photos.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
 from labkit.config import data_root, shown_path
-from labkit.data.cub import CUB_FOLDER, read_cub_index
-from labkit.data.cub_dataset import BirdTransform, CubDataset
-from labkit.data.lab_data import LabData
-from labkit.data.photo_folder import split_by_class
-from labkit.data.synthbirds import SynthBirdsSpec, write_synthetic_birds
+from labkit.data.cub import CUB_FOLDER, GET_CUB, CubIndex, flip_permutation, read_cub_index
+from labkit.data.datasets import LabData, split_by_class
+from labkit.data.images import open_rgb
+from labkit.data.synthbirds import SynthBirdsSpec, synthetic_birds_folder, write_synthetic_birds
+from labkit.data.transforms import normalize_imagenet
 
 CUB_SOURCE = "CUB-200-2011"
 SYNTHETIC_SOURCE = "synthetic birds"
 SOURCE_TASK = "synthetic source-task species"
 PUT_CUB_THERE = "unpack CUB_200_2011.tgz there to use the real set (README: 'CUB-200-2011')"
+
+
+@dataclass(frozen=True)
+class BirdTransform:
+    """Resize the short side to `resize`, take a `crop` x `crop` square, normalise.
+
+    Training (`train=True`) takes a random crop and flips half the images left-right; testing
+    takes the centre crop. The HBP authors use resize 512, crop 448 (handout 000).
+
+    Raises ValueError when `crop` exceeds `resize` or either is below 1.
+    """
+
+    resize: int
+    crop: int
+    train: bool
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.crop <= self.resize:
+            raise ValueError(
+                f"need 1 <= crop <= resize, got crop {self.crop} and resize {self.resize}"
+            )
+
+
+class CubDataset(Dataset):
+    """One split of a CUB-layout folder; items decoded on access.
+
+    Items are `(image, label)` or, with `with_geometry=True`,
+    `(image, label, box, parts)`:
+        image: float32 (3, crop, crop), ImageNet-normalised.
+        label: int, 0-based class.
+        box: float32 (4,), x1, y1, x2, y2 in pixels of the returned image, clipped to it.
+        parts: float32 (P, 3), x, y in pixels of the returned image and visibility (1 or 0);
+            a part that falls outside the crop, or was not visible, has visibility 0 and x = y = 0.
+            A flipped image has its left and right parts swapped (the bird's left eye is now
+            where its right eye was).
+
+    Args:
+        index: the folder's lists (`read_cub_index`).
+        split: "train" or "test" (the official split), or an array of row positions.
+        transform: the resize, crop and flip.
+        crop_to_box: crop each image to its bounding box before the transform.
+    """
+
+    def __init__(
+        self,
+        index: CubIndex,
+        split: str | np.ndarray,
+        transform: BirdTransform,
+        crop_to_box: bool = False,
+        with_geometry: bool = False,
+    ) -> None:
+        self.index = index
+        self.rows = index.split(split) if isinstance(split, str) else np.asarray(split)
+        self.transform = transform
+        self.crop_to_box = crop_to_box
+        self.with_geometry = with_geometry
+        self._flip = flip_permutation(index.part_names)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) int64, the label of each item."""
+        return self.index.labels[self.rows]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The class names, label order."""
+        return self.index.class_names
+
+    def __getitem__(self, i: int):
+        row = int(self.rows[i])
+        t = self.transform
+        x, y, w, h = (float(v) for v in self.index.boxes[row])
+        region = (w, h) if self.crop_to_box else None
+        image, factor = open_rgb(self.index.image_path(row), t.resize, region, GET_CUB)
+        box = np.array([x, y, x + w, y + h], dtype=np.float64) * factor
+        parts = self.index.parts[row].astype(np.float64)
+        xy, visible = parts[:, :2] * factor, parts[:, 2] > 0
+        if self.crop_to_box:
+            left, top = int(np.floor(box[0])), int(np.floor(box[1]))
+            right = min(image.width, int(np.ceil(box[2])))
+            bottom = min(image.height, int(np.ceil(box[3])))
+            image = image.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
+            box, xy = box - [left, top, left, top], xy - [left, top]
+        scale = t.resize / min(image.size)
+        size = (max(t.crop, round(image.width * scale)), max(t.crop, round(image.height * scale)))
+        sx, sy = size[0] / image.width, size[1] / image.height
+        image = image.resize(size, Image.Resampling.BILINEAR)
+        box, xy = box * [sx, sy, sx, sy], xy * [sx, sy]
+        if t.train:
+            x0 = int(torch.randint(0, size[0] - t.crop + 1, ()).item())
+            y0 = int(torch.randint(0, size[1] - t.crop + 1, ()).item())
+        else:
+            x0, y0 = (size[0] - t.crop) // 2, (size[1] - t.crop) // 2
+        image = image.crop((x0, y0, x0 + t.crop, y0 + t.crop))
+        box, xy = box - [x0, y0, x0, y0], xy - [x0, y0]
+        if t.train and torch.rand(()).item() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            box = np.array([t.crop - box[2], box[1], t.crop - box[0], box[3]])
+            xy[:, 0] = t.crop - xy[:, 0]
+            xy, visible = xy[self._flip], visible[self._flip]
+        label = int(self.index.labels[row])
+        tensor = normalize_imagenet(image)
+        if not self.with_geometry:
+            return tensor, label
+        inside = (xy >= 0).all(axis=1) & (xy < t.crop).all(axis=1)
+        visible = visible & inside
+        out_parts = np.zeros((len(xy), 3), dtype=np.float32)
+        out_parts[visible, :2] = xy[visible]
+        out_parts[:, 2] = visible
+        box = np.clip(box, 0, t.crop).astype(np.float32)
+        return tensor, label, torch.from_numpy(box), torch.from_numpy(out_parts)
 
 
 def find_cub(base: Path, resize: int) -> Path | None:
@@ -41,12 +167,6 @@ def find_cub(base: Path, resize: int) -> Path | None:
         return min(copies)[1]
     original = base / CUB_FOLDER
     return original if original.exists() else None
-
-
-def synthetic_birds_folder(base: Path, spec: SynthBirdsSpec) -> Path:
-    """Where `spec`'s synthetic birds are written: `<base>/builtin/<spec.folder_name>` (as
-    `labkit.data.builtin.write_builtin_data` writes them for the grader)."""
-    return base / "builtin" / spec.folder_name
 
 
 def _lab_data(

@@ -15,9 +15,9 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from labkit.data.cub import CUB_FOLDER, LIST_FILES, check_cub, read_cub_index
-from labkit.data.cub_dataset import open_rgb
-from labkit.data.layout import write_once
+from labkit.data.cub import CUB_FOLDER, GET_CUB, LIST_FILES, check_cub, read_cub_index
+from labkit.data.images import open_rgb
+from labkit.data.write_once import write_once
 
 
 def unpack_cub(archive: Path, out: Path) -> Path:
@@ -71,7 +71,7 @@ def undecodable_images(root: Path, progress: bool = True) -> list[str]:
         rows = tqdm(rows, desc="decoding every image", unit="image")
     for row in rows:
         try:
-            open_rgb(index.image_path(row))
+            open_rgb(index.image_path(row), remedy=GET_CUB)
         except ValueError as err:
             problems.append(f"image id {index.image_ids[row]}: {str(err).split('; ')[0]}")
     return problems
@@ -108,7 +108,7 @@ def write_resized_copy(
         if progress:
             rows = tqdm(rows, desc=f"resizing to short side {short_side}", unit="image")
         for row in rows:
-            image, factor = open_rgb(index.image_path(row), short_side)
+            image, factor = open_rgb(index.image_path(row), short_side, remedy=GET_CUB)
             scale = min(1.0, short_side / min(image.size))
             if scale < 1.0:
                 size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

@@ -1,13 +1,19 @@
-"""The handout's MNIST subset (200/class train, 100/class test) built from the four IDX files."""
+"""The handout's MNIST subset (200/class train, 100/class test) built from the four IDX files,
+and its layout, which the built-in digits share: `<root>/<split>/<class>/<id>.png` plus
+`<root>/<split>.csv` (columns id, name, class), written once (`labkit.data.write_once`)."""
 
 from __future__ import annotations
 
+import csv
 import gzip
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from PIL import Image
 
-from labkit.data.layout import is_complete, sample_per_class, write_split_layout
+from labkit.data.write_once import MARKER, is_complete, write_once
 
 IDX_FILES = {  # role -> the file name MNIST is distributed under (each plain or .gz)
     "train_images": "train-images-idx3-ubyte",
@@ -21,6 +27,96 @@ MNIST_SOURCES = (
     "or torchvision.datasets.MNIST(root, download=True), which leaves them in root/MNIST/raw"
 )
 _REFETCH = f"download it again from {MNIST_SOURCES}"
+CSV_COLUMNS = ("id", "name", "class")
+LAYOUT_NAMES = ("train", "test", "train.csv", "test.csv", MARKER)  # all a layout folder holds
+
+
+def write_split_layout(
+    root: Path,
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    version: str,
+    overwrite: bool = False,
+) -> Path:
+    """Write `{split: (images, labels)}` as PNGs and CSVs under `root`, unless already complete.
+
+    Args:
+        root: the folder to create (its parent is created if needed).
+        splits: per split, uint8 images (N, H, W) grey or (N, H, W, 3) RGB, and labels (N,).
+        version: the marker text; a folder whose marker matches is left untouched.
+        overwrite: replace a non-empty `root` that labkit did not write (no marker).
+    Returns:
+        `root`.
+    """
+
+    def write(folder: Path) -> None:
+        for split, (images, labels) in splits.items():
+            _write_split(folder, split, images, labels)
+
+    remedy = "delete it, choose another output folder, or pass overwrite=True (--overwrite)"
+    return write_once(root, version, write, overwrite, remedy)
+
+
+def _write_split(root: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write one split's PNGs (sorted ids, classes interleaved as given) and its CSV."""
+    if images.dtype != np.uint8 or len(images) != len(labels):
+        raise ValueError(f"split {split!r}: need uint8 images and one label per image")
+    rows = []
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        name = f"{split}/{int(label)}/{i:05d}.png"
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
+        Image.fromarray(np.ascontiguousarray(rgb)).save(path, format="PNG")
+        rows.append((i, name, int(label)))
+    with open(root / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
+
+
+def sample_per_class(
+    labels: np.ndarray, per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices of `per_class` items per class drawn with `seed`, and the sorted rest."""
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(np.flatnonzero(labels == c), size=per_class, replace=False)
+        for c in np.unique(labels)
+    ]
+    chosen_idx = np.sort(np.concatenate(chosen))
+    return chosen_idx, np.setdiff1d(np.arange(len(labels)), chosen_idx)
+
+
+def validate_split_csv(root: Path, split: str, remedy: str) -> int:
+    """Check `<root>/<split>.csv` against the files; return its row count (0 when it is absent).
+
+    Raises ValueError naming the CSV for missing columns or a class that disagrees with the
+    folder, and FileNotFoundError naming the CSV line and the file when an image is missing.
+    """
+    csv_path = Path(root) / f"{split}.csv"
+    if not csv_path.is_file():
+        return 0
+    try:
+        table = pd.read_csv(csv_path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {csv_path}: {err}; {remedy}") from err
+    missing_columns = [c for c in CSV_COLUMNS if c not in table.columns]
+    if missing_columns:
+        raise ValueError(
+            f"{csv_path} lacks columns {missing_columns} (expected {list(CSV_COLUMNS)}); {remedy}"
+        )
+    for row, name, label in zip(table.index, table["name"], table["class"], strict=True):
+        path = Path(root) / str(name)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{csv_path} line {row + 2} names {name}, but {path} is missing; {remedy}"
+            )
+        if path.parent.name != str(label):
+            raise ValueError(
+                f"{csv_path} line {row + 2}: class {label} but {name} lies in folder "
+                f"{path.parent.name!r}; {remedy}"
+            )
+    return len(table)
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from labkit.data.layout import write_once
+from labkit.data.write_once import write_once
 
 GENERATOR_VERSION = 3  # bump when the drawing changes: written sets are then redrawn
 # v3: the eye-ring attribute became the breast's colour, so that what tells species apart is
@@ -292,6 +292,13 @@ def write_synthetic_birds(root: Path, spec: SynthBirdsSpec) -> Path:
     Raises FileExistsError when `root` holds something else that labkit did not write.
     """
     return write_once(Path(root), spec.version, lambda folder: _write_layout(folder, spec))
+
+
+def synthetic_birds_folder(base: Path, spec: SynthBirdsSpec) -> Path:
+    """Where `spec`'s synthetic birds are written under the data folder `base`:
+    `<base>/builtin/<spec.folder_name>` (as `labkit.data.write_builtin_data` writes them for the
+    grader)."""
+    return Path(base) / "builtin" / spec.folder_name
 
 
 def _write_layout(root: Path, spec: SynthBirdsSpec) -> None:

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from labkit.config import seed_everything, shown_path
 from labkit.data.birds import carve_validation
-from labkit.data.lab_data import LabData
+from labkit.data.datasets import LabData
 from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_source
 from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown

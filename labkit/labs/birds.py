@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from labkit.data.birds import load_birds, load_source_birds
-from labkit.data.lab_data import LabData
+from labkit.data.datasets import LabData
 from labkit.data.synthbirds import SynthBirdsSpec
 from labkit.labs.settings import LabSettings, shown
 

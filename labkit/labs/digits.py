@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from torch.utils.data import DataLoader
 
-from labkit.data.loaders import DigitsData, load_digits_data, make_loaders
+from labkit.data.digits import DigitsData, load_digits_data, make_loaders
 from labkit.labs.settings import LabSettings, shown
 
 __all__ = ["DigitsSettings", "digit_loaders", "load_digits"]

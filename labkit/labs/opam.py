@@ -62,9 +62,8 @@ from labkit.attention.saliency import (
     scaled,
 )
 from labkit.config import run_dir, seed_everything
-from labkit.data.birds import carve_validation
-from labkit.data.cub_dataset import BirdTransform, CubDataset
-from labkit.data.lab_data import LabData
+from labkit.data.birds import BirdTransform, CubDataset, carve_validation
+from labkit.data.datasets import LabData
 from labkit.labs.bcnn_hbp import Pretrained, pretrained_backbone
 from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_birds
 from labkit.labs.session import Lab, start_lab

@@ -38,17 +38,16 @@ from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from labkit.config import data_root, seed_everything, shown_path
-from labkit.data.augment import scale_jitter
 from labkit.data.birds import carve_validation, load_source_birds
-from labkit.data.cub_dataset import IMAGENET_MEAN, IMAGENET_STD
-from labkit.data.folder_split import (
+from labkit.data.photos import (
     SplitFolders,
     find_photo_folder,
+    load_photo,
     split_class_folder,
     synthetic_photo_folder,
 )
-from labkit.data.photo_folder import load_photo, photo_transform
 from labkit.data.synthbirds import SynthBirdsSpec
+from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, photo_transform, scale_jitter
 from labkit.labs.birds import SOURCE_BIRDS, BirdsSettings, load_lab_source
 from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown

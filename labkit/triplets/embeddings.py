@@ -33,7 +33,8 @@ from torch.utils.data import (
 )
 from tqdm.auto import tqdm
 
-from labkit.data.tensor_dataset import TensorImageDataset, normalize
+from labkit.data.datasets import TensorImageDataset
+from labkit.data.transforms import normalize
 from labkit.training.model_utils import eval_mode, model_device, to_device
 
 if TYPE_CHECKING:  # scikit-learn is imported where used: it takes a second or two

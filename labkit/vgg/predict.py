@@ -19,8 +19,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from labkit.data.cub_dataset import open_rgb
-from labkit.data.folders import to_rgb8
+from labkit.data.images import open_rgb, to_rgb8
 from labkit.training.model_utils import eval_mode
 
 PICK_ANOTHER = "check the path or choose another image"

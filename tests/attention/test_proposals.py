@@ -15,8 +15,8 @@ from labkit.attention.proposals import (
     selective_search_available,
     selective_search_boxes,
 )
-from labkit.data.cub_dataset import normalize_imagenet
 from labkit.data.synthbirds import draw_bird, species_list
+from labkit.data.transforms import normalize_imagenet
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from labkit.data.birds import BirdTransform, CubDataset
 from labkit.data.cub import CubError, check_cub, flip_permutation, read_cub_index
-from labkit.data.cub_dataset import BirdTransform, CubDataset, open_rgb, to_display_imagenet
+from labkit.data.images import open_rgb
 from labkit.data.synthbirds import CUB_PARTS, SynthBirdsSpec, write_synthetic_birds
+from labkit.data.transforms import to_display_imagenet
 
 SPEC = SynthBirdsSpec(num_classes=3, train_per_class=2, test_per_class=1, image_size=48)
 

@@ -1,4 +1,5 @@
-"""The MNIST subset from IDX files: parsing, per-class sampling, seeds, damaged or missing files."""
+"""The MNIST subset from IDX files: parsing, per-class sampling, seeds, damaged or missing files;
+checking a split's CSV against its files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labkit.data.mnist import IDX_FILES, make_mnist_subset, read_idx
+from labkit.data.mnist import (
+    IDX_FILES,
+    make_mnist_subset,
+    read_idx,
+    sample_per_class,
+    validate_split_csv,
+)
 
 TRAIN_PER_DIGIT, TEST_PER_DIGIT = 12, 8  # images per digit in the synthetic IDX files
 
@@ -189,3 +196,22 @@ def test_command_line_script(idx_dir: Path, tmp_path: Path, capsys) -> None:
     assert _counts(out, "train") == [2] * 10 and str(out) in capsys.readouterr().out
     assert module.main([str(tmp_path / "nowhere"), str(tmp_path / "other")]) == 1
     assert "train-images-idx3-ubyte" in capsys.readouterr().err
+
+
+def test_sample_per_class_is_balanced_and_seeded() -> None:
+    labels = np.repeat(np.arange(4), [5, 6, 7, 8])
+    chosen, rest = sample_per_class(labels, 3, seed=0)
+    assert np.bincount(labels[chosen]).tolist() == [3, 3, 3, 3]
+    assert sorted(np.concatenate([chosen, rest]).tolist()) == list(range(len(labels)))
+    assert np.array_equal(chosen, sample_per_class(labels, 3, seed=0)[0])
+    assert not np.array_equal(chosen, sample_per_class(labels, 3, seed=1)[0])
+
+
+def test_validate_absent_csv_is_fine(tmp_path: Path) -> None:
+    assert validate_split_csv(tmp_path, "train", "remedy") == 0
+
+
+def test_unreadable_csv_names_it(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"cannot read {re.escape(str(tmp_path / 'train.csv'))}"):
+        validate_split_csv(tmp_path, "train", "rebuild it")

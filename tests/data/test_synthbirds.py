@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from labkit.data.cub import read_cub_index
-from labkit.data.layout import MARKER
 from labkit.data.synthbirds import (
     CUB_PARTS,
     MIN_ATTRIBUTE_DIFFERENCE,
@@ -20,6 +19,7 @@ from labkit.data.synthbirds import (
     species_list,
     write_synthetic_birds,
 )
+from labkit.data.write_once import MARKER
 
 SPEC = SynthBirdsSpec(num_classes=3, train_per_class=2, test_per_class=2, image_size=64)
 

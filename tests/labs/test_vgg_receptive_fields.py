@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from labkit.data.folder_split import read_class_index
+from labkit.data.photos import read_class_index
 from labkit.labs import vgg_receptive_fields as l1
 from labkit.models.vgg import vgg
 

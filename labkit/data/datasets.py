@@ -1,4 +1,6 @@
-"""A dataset of images decoded once into one uint8 tensor; normalisation and its inverse."""
+"""The datasets every loader returns: `LabData` (a lab's train and test splits, class names and
+where they came from) and `TensorImageDataset` (images decoded once into one uint8 tensor), and
+the seeded split by class they are carved with."""
 
 from __future__ import annotations
 
@@ -10,26 +12,60 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-MEAN = (0.5, 0.5, 0.5)  # per channel; maps [0, 1] to [-1, 1]
-STD = (0.5, 0.5, 0.5)
-# built once, read only: normalize() runs per image, and building tensors costs more than using them
-_SCALE = torch.tensor([1.0 / (255.0 * s) for s in STD]).view(3, 1, 1)
-_SHIFT = torch.tensor([-m / s for m, s in zip(MEAN, STD, strict=True)]).view(3, 1, 1)
+from labkit.data.transforms import normalize
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (..., 3, H, W) as float32 normalised with MEAN and STD."""
-    return images.to(torch.float32, copy=True).mul_(_SCALE).add_(_SHIFT)
+@dataclass(frozen=True)
+class LabData:
+    """A lab's data set: its train and test splits, with where they came from.
+
+    Attributes:
+        train, test: map-style datasets of `(image, label, ...)` items.
+        class_names: class `i`'s name at index `i`.
+        source: what was found, e.g. "MNIST subset", "CUB-200-2011", "synthetic birds".
+        root: the folder the images were read from.
+    """
+
+    train: Dataset
+    test: Dataset
+    class_names: tuple[str, ...]
+    source: str
+    root: Path
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes."""
+        return len(self.class_names)
 
 
-def to_display(x: torch.Tensor) -> np.ndarray:
-    """Images (3, H, W) or (N, 3, H, W), normalised float or uint8, as HWC float32 in [0, 1]."""
-    x = x.detach().cpu()
-    if x.dtype == torch.uint8:
-        x = x.to(torch.float32) / 255.0
-    else:
-        x = x.to(torch.float32) * torch.tensor(STD).view(3, 1, 1) + torch.tensor(MEAN).view(3, 1, 1)
-    return x.clamp(0.0, 1.0).movedim(-3, -1).numpy()  # (..., H, W, 3)
+def split_by_class(
+    labels: np.ndarray,
+    test_fraction: float,
+    seed: int,
+    class_names: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) positions: `test_fraction` of every class (at least one image, and
+    at least one left for training) drawn with `seed`.
+
+    Raises ValueError for a fraction outside (0, 1) or a class with fewer than two images
+    (named by `class_names[label]` when given, e.g. its folder).
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie between 0 and 1, got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) < 2:
+            name = class_names[c] if class_names is not None else f"class {c}"
+            raise ValueError(
+                f"{name} has {len(members)} image: a split needs at least two per class; add "
+                "images or remove the class"
+            )
+        count = min(len(members) - 1, max(1, round(test_fraction * len(members))))
+        test.append(rng.choice(members, size=count, replace=False))
+    test_idx = np.sort(np.concatenate(test))
+    return np.setdiff1d(np.arange(len(labels)), test_idx), test_idx
 
 
 @dataclass(frozen=True, eq=False, repr=False)

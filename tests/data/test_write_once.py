@@ -1,15 +1,17 @@
-"""Writing the split layout atomically, and checking a split's CSV against its files."""
+"""Folders written once: an interrupted write leaves nothing, a new version replaces an old one,
+a write another process finished meanwhile is kept (exercised through the MNIST layout)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import labkit.data.layout as layout
-from labkit.data.layout import MARKER, is_complete, sample_per_class, write_split_layout
+import labkit.data.mnist as mnist
+import labkit.data.write_once as once
+from labkit.data.mnist import write_split_layout
+from labkit.data.write_once import MARKER, is_complete
 
 
 def _splits(n: int = 2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -20,7 +22,7 @@ def _splits(n: int = 2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def test_interrupted_write_leaves_no_folder_and_is_redone(tmp_path: Path, monkeypatch) -> None:
     calls = []
-    real = layout._write_split
+    real = mnist._write_split
 
     def dies_on_test_split(root: Path, split: str, *args) -> None:
         calls.append(split)
@@ -28,7 +30,7 @@ def test_interrupted_write_leaves_no_folder_and_is_redone(tmp_path: Path, monkey
             raise KeyboardInterrupt  # the kernel interrupted halfway
         real(root, split, *args)
 
-    monkeypatch.setattr(layout, "_write_split", dies_on_test_split)
+    monkeypatch.setattr(mnist, "_write_split", dies_on_test_split)
     with pytest.raises(KeyboardInterrupt):
         write_split_layout(tmp_path / "out", _splits(), "v1")
     assert calls == ["train", "test"]
@@ -46,31 +48,12 @@ def test_new_version_replaces_old_write(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_sample_per_class_is_balanced_and_seeded() -> None:
-    labels = np.repeat(np.arange(4), [5, 6, 7, 8])
-    chosen, rest = sample_per_class(labels, 3, seed=0)
-    assert np.bincount(labels[chosen]).tolist() == [3, 3, 3, 3]
-    assert sorted(np.concatenate([chosen, rest]).tolist()) == list(range(len(labels)))
-    assert np.array_equal(chosen, sample_per_class(labels, 3, seed=0)[0])
-    assert not np.array_equal(chosen, sample_per_class(labels, 3, seed=1)[0])
-
-
-def test_validate_absent_csv_is_fine(tmp_path: Path) -> None:
-    assert layout.validate_split_csv(tmp_path, "train", "remedy") == 0
-
-
-def test_unreadable_csv_names_it(tmp_path: Path) -> None:
-    (tmp_path / "train.csv").write_bytes(b"")
-    with pytest.raises(ValueError, match=rf"cannot read {re.escape(str(tmp_path / 'train.csv'))}"):
-        layout.validate_split_csv(tmp_path, "train", "rebuild it")
-
-
 def test_a_write_finished_meanwhile_by_another_process_is_kept(tmp_path: Path) -> None:
     root = write_split_layout(tmp_path / "set", _splits(), "v1")
     before = sorted(p.stat().st_mtime_ns for p in root.rglob("*.png"))
     late = tmp_path / ".set.partial-late"  # a second writer that started before the first ended
     (late / "train").mkdir(parents=True)
-    layout._move_into_place(late, root, "v1")
+    once._move_into_place(late, root, "v1")
     assert is_complete(root, "v1")
     assert sorted(p.stat().st_mtime_ns for p in root.rglob("*.png")) == before
     assert not (root / "train").samefile(late / "train")

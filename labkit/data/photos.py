@@ -1,6 +1,8 @@
-"""The handout's `split.py` for a folder of class sub-folders (such as TensorFlow's
-`flower_photos`): `<out>/train/<class>/<file>`, `<out>/val/<class>/<file>` and the index file
-`<out>/class_idx.json` ({"0": "daisy", ...}) that `predict.py` reads.
+"""Folders of class sub-folders of photos (such as TensorFlow's `flower_photos`): read lazily
+with torchvision's ImageFolder and split by class in memory (`load_photo_folder`), or split on
+disk as the handout's `split.py` does (`split_class_folder`): `<out>/train/<class>/<file>`,
+`<out>/val/<class>/<file>` and the index file `<out>/class_idx.json` ({"0": "daisy", ...}) that
+`predict.py` reads.
 
 Used in: 01_vgg (the split and the class index), data_prep/split_photos.py.
 """
@@ -16,17 +18,72 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from PIL import Image
+from torch.utils.data import Subset
+from torchvision.datasets import ImageFolder
 
-from labkit.config import data_root
-from labkit.data.birds import synthetic_birds_folder
-from labkit.data.folders import list_image_folder
-from labkit.data.layout import read_marker, write_once
-from labkit.data.photo_folder import split_by_class
-from labkit.data.synthbirds import SynthBirdsSpec, write_synthetic_birds
+from labkit.config import data_root, shown_path
+from labkit.data.datasets import LabData, split_by_class
+from labkit.data.images import list_image_folder, open_rgb
+from labkit.data.synthbirds import SynthBirdsSpec, synthetic_birds_folder, write_synthetic_birds
+from labkit.data.transforms import photo_transform
+from labkit.data.write_once import read_marker, write_once
 
+PHOTO_SOURCE = "photo folder"
+REPLACE_PHOTO = "replace or delete this file (the folder's other images are unaffected)"
 CLASS_INDEX_FILE = "class_idx.json"
 SPLIT_VERSION = 1  # bump when the written layout changes
 SPLITS = ("train", "val")
+
+
+def load_photo(path: str) -> Image.Image:
+    """ImageFolder's loader: every mode as RGB, errors naming the file (`open_rgb`)."""
+    return open_rgb(path, remedy=REPLACE_PHOTO)[0]
+
+
+def load_photo_folder(
+    folder: str | os.PathLike,
+    *,
+    resize: int,
+    crop: int,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    verbose: bool = True,
+) -> LabData:
+    """`folder/<class>/<image>` split by class into train and test; prints one line.
+
+    Args:
+        folder: a path, or a folder name under the data folder (e.g. "flower_photos").
+        resize, crop: see `photo_transform`.
+        test_fraction, seed: the split (`split_by_class`).
+    Raises:
+        FileNotFoundError, ValueError: a missing folder, no class folders, a class folder
+            without images or with a single one; each message names the folder.
+    """
+    path = Path(folder)
+    if not path.is_absolute() and not path.exists():
+        path = data_root(root) / path
+    list_image_folder(path)  # errors that name the folder, before ImageFolder's own
+    train_set = ImageFolder(path, photo_transform(resize, crop, True), loader=load_photo)
+    test_set = ImageFolder(path, photo_transform(resize, crop, False), loader=load_photo)
+    labels = np.asarray(train_set.targets)
+    folders = [str(path / name) for name in train_set.classes]
+    train_idx, test_idx = split_by_class(labels, test_fraction, seed, folders)
+    data = LabData(
+        Subset(train_set, train_idx.tolist()),
+        Subset(test_set, test_idx.tolist()),
+        tuple(train_set.classes),
+        PHOTO_SOURCE,
+        path,
+    )
+    if verbose:
+        print(
+            f"data: {PHOTO_SOURCE} at {shown_path(path)} - train {len(train_idx)}, test "
+            f"{len(test_idx)} images ({test_fraction:.0%} of each class, seed {seed}), "
+            f"{data.num_classes} classes, resized to {resize}px, {crop}px crops"
+        )
+    return data
 
 
 class SplitFolders(NamedTuple):
@@ -141,7 +198,7 @@ def read_class_index(path: str | os.PathLike) -> tuple[str, ...]:
     JSON, names that are not strings, or keys that are not "0".."K-1".
     """
     path = Path(path)
-    remedy = "write it with labkit.data.folder_split.split_class_folder (data_prep/split_photos.py)"
+    remedy = "write it with labkit.data.photos.split_class_folder (data_prep/split_photos.py)"
     if not path.is_file():
         raise FileNotFoundError(f"class index {path} not found; {remedy}")
     try:

@@ -1,4 +1,6 @@
-"""Decode a `<split>/<class>/<file>` image folder once into tensors (ImageFolder's order)."""
+"""Image files as 8-bit RGB by a fixed rule for every mode (`to_rgb8`), opened one at a time
+(`decode_image`, `open_rgb`, which decodes a JPEG at a reduced scale when it may), and a
+`<split>/<class>/<file>` folder decoded once into a `TensorImageDataset` (ImageFolder's order)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from labkit.data.tensor_dataset import TensorImageDataset
+from labkit.data.datasets import TensorImageDataset
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 REBUILD_MNIST = "delete it or rebuild the subset with data_prep/make_mnist_subset.py"
+REPLACE_FILE = "replace or delete this file"
 
 
 def list_image_folder(split_dir: Path) -> tuple[list[str], list[list[Path]]]:
@@ -152,6 +155,38 @@ def decode_image(path: Path, image_size: int | None, remedy: str = REBUILD_MNIST
         rgb = Image.fromarray(np.ascontiguousarray(pixels))  # uint8 (H, W, 3): RGB
         pixels = np.asarray(rgb.resize((image_size, image_size), Image.Resampling.BILINEAR))
     return pixels
+
+
+def open_rgb(
+    path,
+    short_side: int | None = None,
+    region: tuple[float, float] | None = None,
+    remedy: str = REPLACE_FILE,
+) -> tuple[Image.Image, float]:
+    """A file as an 8-bit RGB PIL image, and the scale from the file's pixels to the returned ones.
+
+    Grayscale, CMYK, palette and RGBA images become RGB (`to_rgb8`'s rules); the format is read
+    from the bytes, so a PNG named `.jpg` loads. A JPEG is decoded at the smallest DCT scale
+    (1/2, 1/4, 1/8) that keeps the short side of `region` (width, height in the file's pixels;
+    default the whole image) at least `short_side` pixels.
+
+    Raises ValueError naming the file and `remedy` for a missing, truncated or undecodable
+    image.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if short_side is not None and image.format == "JPEG":
+                scale = short_side / max(1.0, min(region or (width, height)))
+                image.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))
+            image.load()  # decodes now: a truncated file fails here
+            factor = image.size[0] / width
+            rgb = Image.fromarray(to_rgb8(image))
+    except UnconvertibleImageError as err:
+        raise ValueError(f"cannot convert image {path}: {err}; {remedy}") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"cannot decode image {path}: {err}; {remedy}") from err
+    return rgb, factor
 
 
 def read_image_folder(

@@ -1,4 +1,5 @@
-"""labkit.data.folder_split: the handout's split.py (train/val class folders, class_idx.json)."""
+"""labkit.data.photos: a photo folder split by class in memory, and the handout's split.py
+(train/val class folders, class_idx.json)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labkit.data.folder_split import (
+from labkit.data.photos import (
     CLASS_INDEX_FILE,
     find_photo_folder,
+    load_photo_folder,
     read_class_index,
     split_class_folder,
     synthetic_photo_folder,
     write_class_index,
 )
-from labkit.data.layout import MARKER
 from labkit.data.synthbirds import SynthBirdsSpec
+from labkit.data.write_once import MARKER
 
 SIZES = {"daisy": 5, "roses": 3, "tulips": 10}  # images per class
 
@@ -255,3 +257,44 @@ def test_command_line_script(photos: Path, tmp_path: Path, capsys) -> None:
     assert "delete it or choose another out" in capsys.readouterr().err
     assert module.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 1
     assert "nowhere" in capsys.readouterr().err
+
+
+def _photos(root: Path, counts: dict[str, int]) -> Path:
+    rng = np.random.default_rng(0)
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg")
+    return root
+
+
+def test_photo_folder_split_by_class(tmp_path: Path, capsys) -> None:
+    folder = _photos(tmp_path / "flower_photos", {"daisy": 10, "roses": 5, "tulips": 2})
+    data = load_photo_folder("flower_photos", resize=36, crop=32, root=tmp_path)
+    assert data.class_names == ("daisy", "roses", "tulips") and data.root == folder
+    assert (len(data.train), len(data.test)) == (14, 3)  # one test image per class here
+    image, label = data.train[0]
+    assert image.shape == (3, 32, 32) and label == 0
+    assert "10% of each class, seed 0" in capsys.readouterr().out
+    again = load_photo_folder(folder, resize=36, crop=32, verbose=False)
+    assert again.test.indices == data.test.indices
+
+
+def test_photo_folder_names_the_folder_of_a_lone_image_and_of_a_broken_file(tmp_path: Path) -> None:
+    folder = _photos(tmp_path / "flowers", {"daisy": 3, "tulips": 1})
+    with pytest.raises(ValueError, match=r"flowers/tulips has 1 image"):
+        load_photo_folder(folder, resize=36, crop=32, verbose=False)
+    (folder / "roses").mkdir()
+    for i in range(2):
+        (folder / "roses" / f"{i}.jpg").write_bytes(b"not a photo")
+    (folder / "tulips" / "1.jpg").write_bytes((folder / "tulips" / "0.jpg").read_bytes())
+    data = load_photo_folder(folder, resize=36, crop=32, verbose=False)
+    broken = [i for i, (_, label) in enumerate(data.train.dataset.samples) if label == 1]
+    with pytest.raises(ValueError, match=r"roses/.\.jpg.*replace or delete this file"):
+        data.train.dataset[broken[0]]
+
+
+def test_photo_folder_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="flower_photos"):
+        load_photo_folder("flower_photos", resize=36, crop=32, root=tmp_path)
