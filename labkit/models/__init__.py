@@ -1,7 +1,9 @@
 """Models by family; every classifier builder is registered, so `get_model(name)` builds any.
 
 Backbones (`backbones`) return feature maps and are not registered; the heads and nets built on
-them live in their topic wings (`labkit.bilinear`, `labkit.attention.part_alignment`)."""
+them live in their topic wings (`labkit.bilinear`, `labkit.attention.part_alignment`). ImageNet
+weights are data (`weights`: the file and where it is looked for, its preprocessing, its
+classes)."""
 
 from labkit.models.backbones import TapBackbone, small_vgg_backbone, vgg16_backbone
 from labkit.models.densenet import DenseNet, densenet39, densenet_bc, densenet_channels
@@ -39,6 +41,7 @@ from labkit.models.vgg import (
     vgg19_bn,
     vgg_features,
 )
+from labkit.models.weights import VGG16_WEIGHTS, WEIGHTS, Weights, vgg_weights
 
 __all__ = [
     "TapBackbone",
@@ -84,4 +87,8 @@ __all__ = [
     "vgg19",
     "vgg19_bn",
     "vgg_features",
+    "VGG16_WEIGHTS",
+    "WEIGHTS",
+    "Weights",
+    "vgg_weights",
 ]

@@ -3,20 +3,17 @@
 
 - `vgg16_backbone`: torchvision's VGG-16 `features` up to relu5_3 (the last max-pool dropped:
   448 x 448 in, 28 x 28 x 512 out), parameter names as torchvision's (`features.N.weight`), so
-  its ImageNet weights load when they are on disk (`find_imagenet_weights`); nothing is
-  downloaded.
+  its ImageNet weights load when they are on disk (`labkit.models.weights.VGG16_WEIGHTS.find()`);
+  nothing is downloaded.
 - `small_vgg_backbone`: the same shape of network, narrow and with batch norm, built with
   torchvision's `make_layers`, for the `smoke` and `cpu` profiles where VGG-16 would not fit.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights, vgg16
+from torchvision.models import vgg16
 from torchvision.models.vgg import make_layers
 
 VGG16_TAPS = (25, 27, 29)  # relu5_1, relu5_2, relu5_3 in torchvision's vgg16().features
@@ -50,21 +47,12 @@ class TapBackbone(nn.Module):
         return maps
 
 
-def find_imagenet_weights(path: str | os.PathLike | None = None) -> Path | None:
-    """VGG-16's ImageNet weights on disk: `path` if given and present, else torchvision's cache
-    (`torch.hub.get_dir()/checkpoints/vgg16-397923af.pth`); None when absent (no download)."""
-    if path is not None:
-        return Path(path) if Path(path).is_file() else None
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG16_Weights.IMAGENET1K_V1.url).name
-    return cached if cached.is_file() else None
-
-
 def vgg16_backbone(weights: str | None = None) -> TapBackbone:
     """VGG-16 up to relu5_3, taps relu5_1/5_2/5_3 (512 channels each, stride 16).
 
     Args:
         weights: a file of torchvision's VGG-16 state dict (e.g. the ImageNet weights found by
-            `find_imagenet_weights`); None leaves the random initialisation.
+            `VGG16_WEIGHTS.find()`); None leaves the random initialisation.
     Raises ValueError naming the file when it does not hold VGG-16's features.
     """
     model = vgg16(weights=None)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.models import vgg16
 
-from labkit.models.backbones import find_imagenet_weights, small_vgg_backbone, vgg16_backbone
+from labkit.models.backbones import small_vgg_backbone, vgg16_backbone
 
 
 def test_backbones_tap_their_last_three_relus() -> None:
@@ -27,11 +27,10 @@ def test_backbones_tap_their_last_three_relus() -> None:
 
 
 def test_imagenet_weights_load_from_a_file(tmp_path) -> None:
-    assert find_imagenet_weights(tmp_path / "absent.pth") is None
     torch.manual_seed(3)
     source = vgg16()
     torch.save(source.state_dict(), tmp_path / "vgg16.pth")
-    backbone = vgg16_backbone(str(find_imagenet_weights(tmp_path / "vgg16.pth")))
+    backbone = vgg16_backbone(str(tmp_path / "vgg16.pth"))
     torch.testing.assert_close(backbone.features[28].weight, source.features[28].weight)
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="other.pth does not hold torchvision's VGG-16"):
