@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,18 +26,14 @@ from labkit.training.loop import fit
 
 
 def epoch_seconds(model: torch.nn.Module, loader, profile: Settings) -> float:
-    """Seconds for one training epoch of `model` (after one warm-up step)."""
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=profile.lr,
-        momentum=profile.momentum,
-        weight_decay=profile.weight_decay,
-    )
+    """Seconds for one training epoch of `model` (after one warm-up step): the lab's recipe,
+    its schedule left out (constant over one epoch)."""
+    recipe = replace(profile.training, num_epochs=1, schedule="constant")
     images, labels = next(iter(loader))
     F.cross_entropy(model(images), labels).backward()  # warm-up: allocator, kernels
-    optimizer.zero_grad()
+    model.zero_grad()
     start = time.perf_counter()
-    fit(model, loader, optimizer=optimizer, num_epochs=1, progress=False)
+    fit(model, loader, recipe)
     return time.perf_counter() - start
 
 
@@ -48,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = settings("full")
     data = load_digits_data(image_size=profile.image_size, root=args.root)
-    train_loader, _ = make_loaders(data, batch_size=profile.batch_size)
+    train_loader, _ = make_loaders(data, batch_size=profile.training.batch_size)
     numbers: dict[str, object] = {
         "torch_threads": torch.get_num_threads(),
         "images": len(data.train),

@@ -9,7 +9,7 @@ default) and reports:
 - images per second (median over `--steps` timed steps after `--warmup` steps);
 - peak allocated GPU memory of a step (`torch.cuda.max_memory_allocated`).
 
-Each step is `labkit.training.loop.backward_step` and an SGD step on the lab's own HBP model
+Each step is `labkit.training.steps.backward_step` and an SGD step on the lab's own HBP model
 (`labkit.labs.bcnn_hbp.build_model`, VGG-16 backbone, d = 8,192 at the full profile), in
 channels-last layout as the lab's recipe has it on CUDA. Random images, random labels.
 
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from labkit.labs import bcnn_hbp
-from labkit.training.loop import amp_settings, backward_step
+from labkit.training.steps import amp_settings, backward_step
 
 CLASSES = 200  # CUB-200-2011
 

@@ -78,8 +78,8 @@ def run_dir(lab: str, profile: str, name: str, root: str | os.PathLike | None = 
     """Where a lab keeps the runs of one model: `<runs>/<lab>/<profile>/<name>`.
 
     `<runs>` is `root` if given, else `$LABKIT_RUNS`, else `runs/` in the checkout. The profile is
-    part of the path, so runs of different profiles never mix; within it, `fit(runs_dir=...)`
-    keeps each set of settings in a folder of its own.
+    part of the path, so runs of different profiles never mix; within it, `Checkpoints(folder,
+    per_settings=True)` keeps each set of settings in a folder of its own.
     """
     return _folder(root, RUNS_ENV, "runs") / lab / profile / name
 

@@ -29,7 +29,9 @@ from torch.utils.data import DataLoader
 from labkit.config import seed_everything
 from labkit.data import load_birds
 from labkit.labs.birds import SYNTHETIC_BIRDS
+from labkit.training.callbacks import ProgressBar
 from labkit.training.loop import evaluate, fit
+from labkit.training.recipe import Recipe
 
 INPUT = {"smoke": (64, 56), "cpu": (112, 96), "full": (128, 112)}  # (resize, crop) of the CNN
 EPOCHS = {"smoke": 2, "cpu": 60, "full": 40}
@@ -98,13 +100,16 @@ def main() -> None:
     train_loader = DataLoader(data.train, batch_size=32, shuffle=True,
                               generator=torch.Generator().manual_seed(0))  # fmt: skip
     test_loader = DataLoader(data.test, batch_size=64)
+    recipe = Recipe(num_epochs=epochs, lr=0.05, batch_size=32, weight_decay=5e-4,
+                    schedule="cosine", label_smoothing=0.1)  # fmt: skip
+    # Nesterov momentum, which the recipe does not say: the optimiser built here
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
                                 weight_decay=5e-4)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     started = time.perf_counter()
     history = fit(
-        model, train_loader, test_loader, optimizer=optimizer, num_epochs=epochs,
-        scheduler=scheduler, loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1), desc="small CNN",
+        model, (train_loader, test_loader), recipe, optimizer=optimizer, scheduler=scheduler,
+        callbacks=[ProgressBar("small CNN")],
     )  # fmt: skip
     cnn_s = time.perf_counter() - started
     test = evaluate(model, test_loader)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from labkit.labs import vgg_receptive_fields as lab01
-from labkit.training.recipe import Stage
+from labkit.training.recipe import Recipe
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     photos = settings.photo_birds.num_classes * settings.photo_birds.train_per_class
     photos += settings.photo_birds.num_classes * settings.photo_birds.test_per_class
     photos *= 1 - settings.val_fraction
-    stage: Stage
+    stage: Recipe
     for name, stage, count in (("pretraining", settings.pretrain, source),
                                ("fine-tuning", settings.finetune, photos)):  # fmt: skip
         steps = stage.num_epochs * count

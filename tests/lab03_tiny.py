@@ -10,12 +10,10 @@ def tiny_settings(**overrides):
         "image_size": 8,
         "embedding_size": 6,
         "triplets_per_epoch": 20,
-        "triplets_per_step": 4,
+        "training": {"batch_size": 4, "num_epochs": 2, "step_every": 1},
         "pk_classes": 2,
         "pk_images": 6,
         "val_triplets": 10,
         "eval_batch_size": 12,
-        "num_epochs": 2,
-        "lr_step_every": 1,
     }
     return settings("smoke", **{**fields, **overrides})

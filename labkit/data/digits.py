@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -18,6 +17,7 @@ from labkit.data.images import REBUILD_MNIST, read_image_folder
 from labkit.data.mnist import LAYOUT_NAMES, sample_per_class, validate_split_csv, write_split_layout
 from labkit.data.transforms import digits_augmentation
 from labkit.data.write_once import is_complete
+from labkit.training.loaders import seeded_loader
 
 MNIST_SOURCE = "MNIST subset"
 BUILTIN_SOURCE = "built-in digits"
@@ -117,21 +117,16 @@ def make_loaders(
     num_workers: int = 0,
     seed: int = 0,
 ) -> tuple[DataLoader, DataLoader]:
-    """(train_loader, test_loader): training shuffled by a generator seeded with `seed`.
+    """(train_loader, test_loader): training shuffled by a generator seeded with `seed`, the
+    test split in order (see `labkit.training.loaders.seeded_loader`).
 
     The random crops draw from torch's global generator in the notebook's process (seed it
     with `labkit.seed_everything`) and from per-worker seeds derived from `seed` when
     `num_workers > 0`.
     """
-    workers = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
-    train_loader = DataLoader(
-        data.train,
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        **workers,
-    )
-    test_loader = DataLoader(data.test, batch_size=eval_batch_size, shuffle=False, **workers)
+    workers = {"seed": seed, "num_workers": num_workers}
+    train_loader = seeded_loader(data.train, batch_size, shuffle=True, **workers)
+    test_loader = seeded_loader(data.test, eval_batch_size, shuffle=False, **workers)
     return train_loader, test_loader
 
 

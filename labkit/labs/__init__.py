@@ -9,10 +9,10 @@
 - `opam`: lab 05, the object-part attention model (patches, saliency, object box, parts,
   alignment, ClassNet, ObjectNet, PartNet, fusion) on the birds;
 - `birds`: the settings and data loading the bird labs (01's pretraining, 04, 05) share;
-- `stage`: one training stage (SGD, schedule, early stopping) of the bird labs;
 - `settings`: the base every lab's settings derive from.
 
 A lab notebook starts with `lab = <module>.start()` (one field overridden:
-`<module>.start(num_epochs=5)`); library modules never see these settings, only the plain
-arguments the lab module passes them.
+`<module>.start(val_fraction=0.2)`, one field of a training recipe
+`<module>.start(training={"num_epochs": 5})`); library modules never see these settings, only
+the plain arguments the lab module passes them.
 """

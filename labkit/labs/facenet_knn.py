@@ -4,9 +4,9 @@
 - "batch_hard" / "semi_hard": P x K batches (`PKSampler`), triplets mined inside each batch.
 
 All three see the same number of images per epoch (3 x `triplets_per_epoch`) in steps of the
-same size (3 x `triplets_per_step`), use SGD at `lr` divided by 3 every `lr_step_every`
-epochs (the handout's schedule), and validate on one fixed set of test triplets, so their
-curves and results compare.
+same size (3 x `training.batch_size` triplets), train by one recipe (`training`: SGD at `lr`
+divided by 3 every `step_every` epochs, the handout's schedule), and validate on one fixed set
+of test triplets, so their curves and results compare.
 
 `full` keeps the handout's settings (32 px, 8,000 triplets an epoch, 5 epochs). `cpu` trains
 ResNet-18 at half the width (a quarter of the multiply-adds) on 16 px images for 3 epochs of
@@ -19,7 +19,7 @@ Used in: 03_facenet_knn.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,13 @@ from torch.utils.data import DataLoader, Dataset
 from labkit.config import seed_everything
 from labkit.labs.digits import DigitsSettings
 from labkit.labs.session import Lab, start_lab
-from labkit.labs.settings import choose, shown
+from labkit.labs.settings import choose, shown, shown_fields
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
+from labkit.training.callbacks import Checkpoints, ProgressBar
 from labkit.training.loop import fit
 from labkit.training.model_utils import eval_mode, model_device
+from labkit.training.recipe import Recipe
+from labkit.training.steps import Task
 from labkit.triplets.datasets import TripletDataset, triplet_forward
 from labkit.triplets.losses import (
     LossFn,
@@ -62,6 +65,19 @@ __all__ = [
 LAB = "03_facenet_knn"
 TEACHES = "triplet embeddings, hard-triplet mining, KNN and class centres"
 
+# the handout's: SGD at 0.008 (momentum 0.9, weight decay 5e-4), divided by 3 every 4 epochs,
+# 5 epochs of steps of 16 triplets
+HANDOUT = Recipe(
+    num_epochs=5,
+    lr=0.008,
+    batch_size=16,
+    momentum=0.9,
+    weight_decay=5e-4,
+    schedule="step",
+    step_every=4,
+    step_gamma=1 / 3,
+)
+
 
 @dataclass(frozen=True)
 class Settings(DigitsSettings):
@@ -72,13 +88,13 @@ class Settings(DigitsSettings):
     width: int = field(default=64, metadata=shown("width {}"))
     alpha: float = 10.0  # embeddings are L2-normalised, then scaled to this norm
     margin: float = 2.0  # triplet loss margin (for embeddings of norm alpha)
-    num_epochs: int = field(default=5, metadata=shown("{} epochs"))  # per recipe
     triplets_per_epoch: int = field(default=8000, metadata=shown("{} triplets an epoch"))
-    triplets_per_step: int = field(default=16, metadata=shown("{} triplets a step"))
-    lr: float = 0.008  # SGD learning rate of the embedding network
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_step_every: int = 4  # divide the learning rate by 3 after every this many epochs
+    # how each of the three recipes trains; its batch_size counts triplets a step. Override
+    # single fields with a dict, e.g. start(training={"num_epochs": 2})
+    training: Recipe = field(
+        default=HANDOUT,
+        metadata=shown_fields(num_epochs="{} epochs", batch_size="{} triplets a step"),
+    )
     # mining batches hold P classes x K images: 48 images, as many as 16 random triplets
     pk_classes: int = 8  # P (ours; the handout's bonus leaves P and K open)
     pk_images: int = 6  # K (ours)
@@ -89,15 +105,17 @@ class Settings(DigitsSettings):
         """Check field types (see `LabSettings`) and that the three recipes keep one budget:
         a P x K batch holds as many images as a step of random triplets."""
         super().__post_init__()
-        images = 3 * self.triplets_per_step
+        step = self.training.batch_size
+        images = 3 * step
         if self.pk_classes * self.pk_images != images:
             fits = [(p, images // p) for p in range(2, 11) if images % p == 0 and images // p > 1]
             hint = ", or ".join(f"pk_classes={p}, pk_images={k}" for p, k in fits[-2:])
             raise ValueError(
                 f"pk_classes x pk_images = {self.pk_classes} x {self.pk_images} must equal "
-                f"3 x triplets_per_step = {images}, so that every recipe takes steps of one "
-                "size; change them in the same call, e.g. start(triplets_per_step="
-                f"{self.triplets_per_step}, {hint or 'a triplets_per_step divisible by 2'})"
+                f"3 x training.batch_size = {images} (the triplets a step), so that every "
+                "recipe takes steps of one size; change them in the same call, e.g. "
+                f'start(training={{"batch_size": {step}}}, '
+                f"{hint or 'a batch_size divisible by 2'})"
             )
 
 
@@ -107,8 +125,7 @@ PROFILES = {
         profile="cpu",
         image_size=16,
         width=32,
-        num_epochs=3,
-        lr_step_every=2,
+        training=replace(HANDOUT, num_epochs=3, step_every=2),
         val_triplets=300,
     ),
     "smoke": Settings(
@@ -117,17 +134,16 @@ PROFILES = {
         width=32,
         train_per_class=10,
         test_per_class=10,
-        num_epochs=2,
+        training=replace(HANDOUT, num_epochs=2, step_every=1),
         triplets_per_epoch=96,
         val_triplets=48,
-        lr_step_every=1,
     ),
 }
 
 
 def settings(profile: str | None = None, **overrides: Any) -> Settings:
     """Lab 03's settings for `profile` (default: chosen as `labkit.config.profile_name`), with
-    single fields overridden, e.g. `settings("full", num_epochs=2)`."""
+    single fields overridden, e.g. `settings("full", training={"num_epochs": 2})`."""
     return choose(PROFILES, profile, overrides)
 
 
@@ -165,7 +181,7 @@ def recipe_loader(recipe: str, dataset: Dataset, settings: Settings) -> DataLoad
     if _check_recipe(recipe) == "random":
         return DataLoader(
             TripletDataset(dataset),
-            batch_size=settings.triplets_per_step,
+            batch_size=settings.training.batch_size,
             sampler=TripletSampler(labels, settings.triplets_per_epoch),
             num_workers=settings.num_workers,
         )
@@ -218,7 +234,8 @@ def train_embedding(
     runs_dir: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[ResNetEmbedding, pd.DataFrame]:
-    """Seed, build a fresh embedding network and train it with `recipe` through `fit`.
+    """Seed, build a fresh embedding network and train it with `recipe`'s batches and loss
+    through `fit`, as `settings.training` says.
 
     With `runs_dir` (e.g. `lab.run_dir(recipe)`) the run is checkpointed in a folder keyed by
     its settings and resumes from there: a finished run only loads, other settings train anew.
@@ -231,29 +248,18 @@ def train_embedding(
     _check_recipe(recipe)
     seed_everything(seed)  # the same start for every recipe, wherever it runs in a notebook
     model = embedding_network(settings, device)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=settings.lr,
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, settings.lr_step_every, gamma=1 / 3)
-    history = fit(
-        model,
-        recipe_loader(recipe, train_set, settings),
-        val_loader,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        num_epochs=settings.num_epochs,
-        forward_fn=triplet_forward,
+    task = Task(
         loss_fn=recipe_loss(recipe, settings.margin),
         metric_fn=triplet_accuracy,
+        forward_fn=triplet_forward,
         val_metrics={"violating": margin_violations(settings.margin)},
-        runs_dir=runs_dir,
-        run_info={"seed": seed, "recipe": recipe},
-        progress=progress,
-        desc=recipe,
     )
+    callbacks = [
+        ProgressBar(recipe, enabled=progress),
+        Checkpoints(runs_dir, per_settings=True, info={"seed": seed, "triplets": recipe}),
+    ]
+    loaders = (recipe_loader(recipe, train_set, settings), val_loader)
+    history = fit(model, loaders, settings.training, task=task, callbacks=callbacks)
     return model, history
 
 

@@ -3,7 +3,7 @@
 Everything saved here is plain state (tensors, numbers, strings, lists, dicts), so
 `torch.load(path, weights_only=True)` reads it back without unpickling any object.
 
-Used in: labkit.training.loop.fit (`last.pt`, `best.pt`).
+Used in: labkit.training.callbacks.Checkpoints (`last.pt`, `best.pt`).
 """
 
 from __future__ import annotations

@@ -1,22 +1,26 @@
 """What `labkit.training.loop.fit` needs to train under `torchrun` with DistributedDataParallel.
 
 A script started by `torchrun --nproc_per_node=K script.py` calls `init_from_env()` once, wraps
-its model with `wrap(model)` and gives its training loader a `DistributedSampler`. `fit` then
-sums the epoch's losses and accuracies over every process (so that all of them see the same
-history, schedule and early stop), sets the sampler's epoch, lets rank 0 alone draw progress
-bars, print and write checkpoints, and keeps the unwrapped model's parameter names in them, so
-a checkpoint resumes with or without DDP. Outside `torchrun` every helper is a no-op.
+its model with `wrap(model)` and gives its training loader a `DistributedSampler`
+(`labkit.training.loaders.seeded_loader` does). `fit` then sums the epoch's losses and
+accuracies over every process (so that all of them see the same history, schedule and early
+stop), sets the sampler's epoch (`set_epoch`), averages gradients once per optimiser step
+(`gradient_sync`), lets rank 0 alone draw progress bars, print and write checkpoints, and keeps
+the unwrapped model's parameter names in them, so a checkpoint resumes with or without DDP.
+Outside `torchrun` every helper is a no-op.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 
 def active() -> bool:
@@ -82,3 +86,19 @@ def barrier() -> None:
     """Wait for every process (no-op outside a process group)."""
     if active():
         dist.barrier()
+
+
+def set_epoch(loader: Iterable, epoch: int) -> None:
+    """Tell a loader's DistributedSampler the epoch: another shuffle each epoch, the same on
+    every process (nothing for any other loader)."""
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)
+
+
+def gradient_sync(model: nn.Module, ends_step: bool) -> AbstractContextManager:
+    """Where a micro-batch's backward runs: under DDP, gradients are averaged over processes
+    once per optimiser step (`ends_step`), not after every micro-batch (`no_sync`)."""
+    if ends_step or not isinstance(model, DistributedDataParallel):
+        return nullcontext()
+    return model.no_sync()

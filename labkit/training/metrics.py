@@ -1,6 +1,6 @@
 """Accuracy, the one metric every lab reports, and the top-k error of the VGG tables.
 
-Used in: labkit.training.loop (the default `metric_fn`), 01_vgg_receptive_fields,
+Used in: labkit.training.steps.Task (the default `metric_fn`), 01_vgg_receptive_fields,
 02_densenet_resnext, 03_facenet_knn.
 """
 

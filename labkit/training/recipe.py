@@ -1,114 +1,118 @@
-"""One training stage of a bird lab (pretraining, a head on a frozen backbone, fine-tuning):
-its sizes and rates, and the SGD optimizer and schedule it asks for.
+"""One training recipe for every lab: optimiser, schedule, epochs, batch, accumulation, early
+stop; and the one builder of its optimiser and schedule.
 
-Used by the lab modules of 01 (pretraining and fine-tuning a VGG) and 04 (two-stage bilinear
-training); library modules never see a `Stage`, only the optimizer and scheduler built here.
+A lab's settings hold one `Recipe` per network it trains (lab 02's `training`, lab 04's
+`stage1`, ...); `labkit.training.loop.fit` takes it, builds the optimiser and schedule with
+`build_optimizer`, and records it as part of the run's identity.
+
+Used in: labkit.training.loop.fit, every lab module's settings.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import torch
-from torch import nn
 
-from labkit.training.loop import fit
+__all__ = ["MONITORS", "OPTIMIZERS", "SCHEDULES", "Recipe", "build_optimizer", "monitor_mode"]
 
-__all__ = ["SCHEDULES", "Stage", "fit_stage", "stage_optimizer"]
-
-SCHEDULES = ("plateau", "cosine")
+OPTIMIZERS = ("sgd", "adamw")
+# constant: no schedule; plateau: /10 after `plateau_patience` epochs without a better monitor
+# (VGG's and the HBP authors' recipe); cosine: to zero over the epochs; one_cycle: warm up to
+# `lr` over 30% of the epochs, then anneal; step: times `step_gamma` every `step_every` epochs
+SCHEDULES = ("constant", "plateau", "cosine", "one_cycle", "step")
+MONITORS = ("val_acc", "val_loss", "train_acc", "train_loss")
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One training stage: SGD with momentum and a schedule, early stopping on the validation
-    accuracy. The effective batch is `batch_size * accum_steps`.
+class Recipe:
+    """How one network is trained. The effective batch is `batch_size * accum_steps`.
 
-    Schedules: "plateau" divides the rate by 10 after `plateau_patience` epochs without a
-    better validation accuracy (VGG's and the HBP authors' recipe); "cosine" decays it to zero
-    over `num_epochs` (labkit's pretraining on the source species, a fixed budget).
+    Every schedule is stepped once per epoch. Raises ValueError for a name that is not one
+    of `OPTIMIZERS`, `SCHEDULES` or `MONITORS`, or a count that is not a positive int.
     """
 
-    num_epochs: int
-    batch_size: int  # images per micro-batch (what must fit in memory)
-    accum_steps: int  # micro-batches per optimizer step
-    lr: float
-    weight_decay: float
-    momentum: float = 0.9
-    plateau_patience: int = 3  # epochs without improvement before the rate drops 10x
-    patience: int | None = None  # epochs without improvement before stopping
-    schedule: str = "plateau"  # one of SCHEDULES
-    label_smoothing: float = 0.0
+    num_epochs: int  # passes over the training data (early stopping may end sooner)
+    lr: float  # the starting learning rate ("one_cycle": its peak)
+    batch_size: int = 64  # examples per micro-batch, what must fit in memory (the caller's loader)
+    accum_steps: int = 1  # micro-batches per optimiser step; their gradients add up
+    optimizer: str = "sgd"  # one of OPTIMIZERS
+    momentum: float = 0.9  # SGD's momentum (AdamW's first beta)
+    weight_decay: float = 0.0  # L2 penalty on every trained parameter, applied by the optimiser
+    schedule: str = "constant"  # one of SCHEDULES
+    plateau_patience: int = 3  # "plateau": epochs without a better monitor before the rate /10
+    step_every: int = 1  # "step": epochs between two changes of the rate
+    step_gamma: float = 0.1  # "step": the factor of each change
+    patience: int | None = None  # stop after this many epochs without a better monitor; None: never
+    monitor: str = "val_acc"  # what early stopping, "plateau" and the best epoch watch
+    restore_best: bool = False  # end with the best epoch's weights instead of the last's
+    label_smoothing: float = 0.0  # of the default loss, cross-entropy
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        """Check the names and counts, so that a bad override fails where it is made."""
+        for name in ("num_epochs", "accum_steps", "batch_size", "plateau_patience", "step_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.patience is not None and (
+            isinstance(self.patience, bool)
+            or not isinstance(self.patience, int)
+            or self.patience < 1
+        ):
+            raise ValueError(f"patience must be None or a positive int, got {self.patience!r}")
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("monitor", MONITORS),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {choices}")
 
     @property
     def effective_batch(self) -> int:
-        """Images per optimizer step."""
+        """Examples per optimiser step."""
         return self.batch_size * self.accum_steps
 
 
-def stage_optimizer(
-    stage: Stage, parameters: Iterable[torch.nn.Parameter]
+def monitor_mode(monitor: str) -> str:
+    """ "min" for a loss, "max" for an accuracy."""
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def build_optimizer(
+    recipe: Recipe, parameters: Iterable[torch.nn.Parameter]
 ) -> tuple[torch.optim.Optimizer, Any]:
-    """SGD over the `parameters` that require gradients, with the stage's rate, momentum and
-    weight decay, and its scheduler (stepped once per epoch by `labkit.training.loop.fit`)."""
-    optimizer = torch.optim.SGD(
-        [p for p in parameters if p.requires_grad],
-        lr=stage.lr,
-        momentum=stage.momentum,
-        weight_decay=stage.weight_decay,
-    )
-    if stage.schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.1, patience=stage.plateau_patience
+    """The recipe's optimiser over the `parameters` that require gradients, and its scheduler
+    (None for "constant"), both as `labkit.training.loop.fit` steps them: once per epoch.
+
+    "one_cycle" keeps the momentum at the recipe's (OneCycleLR would cycle it between 0.85
+    and 0.95); "plateau" watches the recipe's monitor, in the direction it improves.
+    """
+    trained = [p for p in parameters if p.requires_grad]
+    if recipe.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            trained, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
     else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.num_epochs)
+        optimizer = torch.optim.AdamW(
+            trained, lr=recipe.lr, betas=(recipe.momentum, 0.999), weight_decay=recipe.weight_decay
+        )
+    schedules = torch.optim.lr_scheduler
+    if recipe.schedule == "plateau":
+        mode = monitor_mode(recipe.monitor)
+        scheduler = schedules.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=0.1, patience=recipe.plateau_patience
+        )
+    elif recipe.schedule == "cosine":
+        scheduler = schedules.CosineAnnealingLR(optimizer, T_max=recipe.num_epochs)
+    elif recipe.schedule == "one_cycle":
+        scheduler = schedules.OneCycleLR(
+            optimizer, max_lr=recipe.lr, total_steps=recipe.num_epochs, cycle_momentum=False
+        )
+    elif recipe.schedule == "step":
+        scheduler = schedules.StepLR(optimizer, recipe.step_every, gamma=recipe.step_gamma)
+    else:
+        scheduler = None
     return optimizer, scheduler
-
-
-def fit_stage(
-    model: nn.Module,
-    stage: Stage,
-    train_loader: Iterable,
-    val_loader: Iterable,
-    *,
-    parameters: Iterable[torch.nn.Parameter],
-    runs_dir: str | os.PathLike | None,
-    run_info: Mapping[str, Any],
-    progress: bool,
-    desc: str | None,
-    restore_best: bool = True,
-) -> pd.DataFrame:
-    """One stage through `labkit.training.loop.fit`: SGD over `parameters` (`stage_optimizer`), the
-    stage's epochs, accumulation and label smoothing, early stopping on the validation accuracy,
-    the best epoch's weights kept (with `restore_best=False` the last epoch's: the validation
-    images then choose nothing); with `runs_dir`, a finished run only loads.
-
-    Returns fit's history, one row per epoch.
-    """
-    optimizer, scheduler = stage_optimizer(stage, parameters)
-    return fit(
-        model,
-        train_loader,
-        val_loader,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        num_epochs=stage.num_epochs,
-        accum_steps=stage.accum_steps,
-        loss_fn=nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing),
-        patience=stage.patience,
-        monitor="val_acc",
-        restore_best=restore_best,
-        runs_dir=runs_dir,
-        run_info=run_info,
-        progress=progress,
-        desc=desc,
-    )

@@ -1,26 +1,26 @@
-"""The settings that shape a training run, so that a run never resumes under other settings.
+"""A run's identity: the settings that shape it, so that a run never resumes under other settings.
 
 `run_settings` describes a run as plain data: the model (class, builder and its arguments, a
-digest of its parameter shapes), the optimiser and its hyper-parameters (each group's starting
-rate), the scheduler's settings, the loss and its settings (a margin, class weights), the number
-of epochs, gradient accumulation, both loaders (batch size, sampler, shuffling seed, and a
-fingerprint of the data: contents, subset, augmentation), and whatever the caller adds (the
-global seed, early stopping). `labkit.training.loop.fit` stores it in every checkpoint; resuming
-under different settings raises `RunSettingsError`, and with `runs_dir=` each set of settings gets a
-folder of its own, named by `settings_digest`.
+digest of its parameter shapes), its `Recipe`, the optimiser and scheduler as built (each
+parameter group's size and starting rate), the loss (its class and plain settings, such as a
+margin or class weights), both loaders (batch size, sampler, shuffling seed, and a fingerprint
+of the data: contents, subset, augmentation), and whatever the caller states (the global seed,
+which backbone a stage starts from). `labkit.training.callbacks.Checkpoints` stores it in every
+checkpoint; resuming under different settings raises `RunSettingsError`, and with
+`per_settings=True` each set of settings gets a folder of its own, named by `settings_digest`.
 
-Used in: labkit.training.loop.fit (every lab).
+Used in: labkit.training.callbacks.Checkpoints (every lab).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,12 @@ import torch
 from torch import nn
 
 from labkit.atomic import write_text_atomic
+from labkit.training.recipe import Recipe
 
 __all__ = [
     "RunSettingsError",
     "data_fingerprint",
+    "is_current",
     "run_settings",
     "settings_differences",
     "settings_digest",
@@ -91,8 +93,8 @@ def _plain(value: Any) -> Any:
         return [_plain(item) for item in value]
     if isinstance(value, torch.dtype | torch.device):
         return str(value)
-    if isinstance(value, functools.partial) or (callable(value) and hasattr(value, "__qualname__")):
-        return _function(value)
+    if callable(value) and hasattr(value, "__qualname__"):
+        return _name(value)
     return f"<{_name(type(value))}>"  # another object: only its kind
 
 
@@ -141,11 +143,9 @@ def _scheduler(scheduler: Any) -> dict[str, Any] | None:
     return {"class": type(scheduler).__name__, **_plain(_without_progress(state))}
 
 
-def _function(fn: Any) -> Any:
-    """A function by name and settings: a partial's arguments, a module's plain fields."""
-    if isinstance(fn, functools.partial):
-        keywords = {k: _plain(v) for k, v in fn.keywords.items()}
-        return {"function": _function(fn.func), **keywords, "args": _plain(list(fn.args))}
+def _loss(fn: Any) -> Any:
+    """A loss by its kind and plain settings: a module's public numbers and strings (a margin,
+    a miner's name, label smoothing) and buffers (class weights); a function by its name."""
     if isinstance(fn, nn.Module):
         fields = {
             k: _plain(v)
@@ -208,12 +208,11 @@ def _loader(loader: Iterable | None) -> dict[str, Any] | None:
 
 def run_settings(
     model: nn.Module,
+    recipe: Recipe,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     train_loader: Iterable,
     *,
-    num_epochs: int,
-    accum_steps: int = 1,
     loss_fn: Any = None,
     val_loader: Iterable | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -225,25 +224,35 @@ def run_settings(
     changed the rate.
 
     Args:
+        loss_fn: the loss `fit` uses (None: the recipe's cross-entropy).
         val_loader: the data the history's `val_*` columns are measured on.
-        extra: settings that `fit` cannot see, recorded as given, e.g. `{"seed": 0}`.
+        extra: what the caller states and `fit` cannot see, recorded as given, e.g.
+            `{"seed": 0}`; ValueError for a name that the settings already record.
 
     Returns:
-        {"model", "optimizer", "scheduler", "loss", "num_epochs", "accum_steps", "train",
-        "validation", **extra}; "train" and "validation" describe each loader's batches,
-        sampler, shuffling seed and data (see `data_fingerprint`).
+        {"model", "recipe", "optimizer", "scheduler", "loss", "train", "validation", **extra};
+        "train" and "validation" describe each loader's batches, sampler, shuffling seed and
+        data (see `data_fingerprint`).
     """
     settings = {
         "model": _model(model),
+        "recipe": asdict(recipe),
         "optimizer": _optimizer(optimizer),
         "scheduler": _scheduler(scheduler),
-        "loss": _function(loss_fn) if loss_fn is not None else None,
-        "num_epochs": num_epochs,
-        "accum_steps": accum_steps,
+        "loss": _loss(loss_fn) if loss_fn is not None else None,
         "train": _loader(train_loader),
         "validation": _loader(val_loader),
     }
+    clashes = sorted(settings.keys() & dict(extra or {}).keys())
+    if clashes:
+        raise ValueError(f"stated settings {clashes} would hide recorded ones; name them otherwise")
     return _plain(settings | dict(extra or {}))
+
+
+def is_current(settings: Mapping[str, Any] | None) -> bool:
+    """Whether `settings` (a run's settings.json) were written by this layout of runs, which
+    records the run's `Recipe`; runs of an earlier labkit are named, not resumed."""
+    return settings is not None and "recipe" in settings
 
 
 def settings_digest(settings: Mapping[str, Any]) -> str:

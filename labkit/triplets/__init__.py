@@ -20,15 +20,16 @@ Lab 03's three recipes on one budget live in its lab module, `labkit.labs.facene
 The two ways to train with `fit`::
 
     # the handout's random triplets, redrawn every epoch
-    loader = DataLoader(TripletDataset(train_set), batch_size=16,
+    recipe = Recipe(num_epochs=5, lr=0.008, batch_size=16)
+    loader = DataLoader(TripletDataset(train_set), batch_size=recipe.batch_size,
                         sampler=TripletSampler(train_set.labels, 8000))
-    fit(model, loader, optimizer=opt, num_epochs=5, forward_fn=triplet_forward,
-        loss_fn=stacked_triplet_loss(margin=2.0), metric_fn=triplet_accuracy)
+    fit(model, loader, recipe, task=Task(loss_fn=stacked_triplet_loss(margin=2.0),
+        metric_fn=triplet_accuracy, forward_fn=triplet_forward))
 
     # P x K batches, triplets mined in each batch
     loader = DataLoader(train_set, batch_sampler=PKSampler(train_set.labels, p=8, k=8))
-    fit(model, loader, optimizer=opt, num_epochs=5,
-        loss_fn=mined_triplet_loss("batch_hard", margin=2.0), metric_fn=triplet_accuracy)
+    fit(model, loader, recipe, task=Task(loss_fn=mined_triplet_loss("batch_hard", margin=2.0),
+        metric_fn=triplet_accuracy))
 
 Used in: 03_facenet_knn.
 """
@@ -38,6 +39,7 @@ from labkit.triplets.distances import pairwise_distances
 from labkit.triplets.losses import (
     MINERS,
     MinedTripletLoss,
+    StackedTripletLoss,
     margin_violations,
     mined_triplet_loss,
     stacked_triplet_loss,
@@ -55,6 +57,7 @@ __all__ = [
     "MINERS",
     "MinedTripletLoss",
     "PKSampler",
+    "StackedTripletLoss",
     "TripletDataset",
     "TripletSampler",
     "batch_hard",

@@ -2,6 +2,8 @@
 `labkit.training.loop.fit`.
 
 The loss itself is torch's `F.triplet_margin_loss`: mean of max(d(a, p) - d(a, n) + margin, 0).
+The two training losses are modules, as torch's own losses are: their settings (the margin, the
+miner's name) are plain fields, which a run's identity records (`labkit.training.runs`).
 
 Used in: 03_facenet_knn.
 """
@@ -14,12 +16,14 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from labkit.triplets.miners import batch_hard, batch_semi_hard
 
 __all__ = [
     "MINERS",
     "MinedTripletLoss",
+    "StackedTripletLoss",
     "margin_violations",
     "mined_triplet_loss",
     "stacked_triplet_loss",
@@ -62,17 +66,22 @@ def _stacked_loss(outputs: torch.Tensor, labels: torch.Tensor, *, margin: float)
     return F.triplet_margin_loss(outputs[:, 0], outputs[:, 1], outputs[:, 2], margin=margin)
 
 
-def stacked_triplet_loss(margin: float) -> LossFn:
+class StackedTripletLoss(nn.Module):
+    """The triplet margin loss of stacked triplet embeddings (B, 3, D) = (a, p, n), as a
+    `TripletDataset` with `triplet_forward` gives them; the labels are not used."""
+
+    def __init__(self, margin: float) -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+
+    def forward(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The batch mean; ValueError for outputs that are not (B, 3, D)."""
+        return _stacked_loss(outputs, labels, margin=self.margin)
+
+
+def stacked_triplet_loss(margin: float) -> StackedTripletLoss:
     """`loss_fn(outputs, labels)` for `fit` on a TripletDataset: outputs (B, 3, D) = (a, p, n)."""
-    return partial(_stacked_loss, margin=_check_margin(margin))
-
-
-def _mined_loss(
-    embeddings: torch.Tensor, labels: torch.Tensor, *, miner: Miner, margin: float
-) -> torch.Tensor:
-    if embeddings.ndim == 3:  # stacked triplets (e.g. fixed validation triplets): as they are
-        return _stacked_loss(embeddings, labels, margin=margin)
-    return triplet_loss(embeddings, miner(embeddings, labels), margin)
+    return StackedTripletLoss(margin)
 
 
 _PK_HINT = (
@@ -82,24 +91,35 @@ _PK_HINT = (
 )
 
 
-class MinedTripletLoss(partial):
-    """`_mined_loss` with its miner and margin, counting per training epoch the batches that
-    could hold a triplet; `fit` calls `on_train_epoch_start` / `on_train_epoch_end`.
+class MinedTripletLoss(nn.Module):
+    """The triplet margin loss of the triplets `miner` finds in a batch of embeddings (N, D)
+    with labels (N,); stacked triplets (B, 3, D) are scored as they are (nothing to mine).
 
-    A partial, so that `fit`'s run settings describe it as before (function, miner, margin).
+    It counts per training epoch the batches that could hold a triplet; `fit` calls
+    `on_train_epoch_start` / `on_train_epoch_end`. Build it with `mined_triplet_loss`, which
+    checks the miner and margin.
+
+    Attributes:
+        miner: the miner's name ("batch_hard", "semi_hard", or a function's qualified name).
+        margin: the loss's margin (semi-hard mining uses it too).
     """
 
-    _batches = _pairs = _usable = 0  # this epoch's mined batches, with a pair, with a triplet
+    def __init__(self, miner: str, mine: Miner, margin: float) -> None:
+        super().__init__()
+        self.miner, self.margin, self._mine = miner, margin, mine
+        self._batches = self._pairs = self._usable = 0  # mined, with a pair, with a triplet
 
-    def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of `embeddings` (N, D) with `labels` (N,), or of stacked (B, 3, D)."""
-        if embeddings.ndim == 2 and labels.ndim == 1:  # a batch to mine in: count it
+        if embeddings.ndim == 3:  # stacked triplets (e.g. fixed validation triplets): as they are
+            return _stacked_loss(embeddings, labels, margin=self.margin)
+        if labels.ndim == 1:  # a batch to mine in: count it
             _, counts = torch.unique(labels, return_counts=True)
             pair = bool((counts >= 2).any())
             self._batches += 1
             self._pairs += pair
             self._usable += pair and len(counts) >= 2
-        return super().__call__(embeddings, labels)
+        return triplet_loss(embeddings, self._mine(embeddings, labels), self.margin)
 
     def on_train_epoch_start(self) -> None:
         """Start counting a new epoch's batches (validation batches before it don't count)."""
@@ -150,13 +170,15 @@ def mined_triplet_loss(miner: str | Miner, margin: float) -> MinedTripletLoss:
             semi-hard mining with margin 0.
     """
     margin = _check_margin(margin)
-    if isinstance(miner, str):
-        if miner not in MINERS:
-            raise ValueError(f"unknown miner {miner!r}; choose one of {MINERS} or pass a function")
-        if miner == "semi_hard" and margin == 0:
-            raise ValueError("semi-hard mining needs margin > 0 (d_ap < d_an < d_ap + margin)")
-        miner = batch_hard if miner == "batch_hard" else partial(batch_semi_hard, margin=margin)
-    return MinedTripletLoss(_mined_loss, miner=miner, margin=margin)
+    if not isinstance(miner, str):
+        name = f"{getattr(miner, '__module__', '')}.{getattr(miner, '__qualname__', miner)}"
+        return MinedTripletLoss(name, miner, margin)
+    if miner not in MINERS:
+        raise ValueError(f"unknown miner {miner!r}; choose one of {MINERS} or pass a function")
+    if miner == "semi_hard" and margin == 0:
+        raise ValueError("semi-hard mining needs margin > 0 (d_ap < d_an < d_ap + margin)")
+    mine = batch_hard if miner == "batch_hard" else partial(batch_semi_hard, margin=margin)
+    return MinedTripletLoss(miner, mine, margin)
 
 
 @torch.no_grad()

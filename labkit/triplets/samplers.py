@@ -5,7 +5,7 @@ the only Python loops run over classes or batches, never over triplets or images
 
 Seeds: `seed=0` (an int) or a `numpy.random.Generator` gives a fixed stream. The samplers
 default to `seed=None`: each epoch's draw takes its seed from torch's global generator, like
-`DataLoader(shuffle=True)`, so `labkit.seed_everything` fixes the run and `fit(resume=True)`,
+`DataLoader(shuffle=True)`, so `labkit.seed_everything` fixes the run and a resumed `fit`,
 which restores the global generators at epoch boundaries, replays it exactly.
 
 Used in: 03_facenet_knn.

@@ -4,60 +4,50 @@ import pytest
 import torch
 from torch import nn
 
-from labkit.labs.densenet_resnext import PROFILES, optimizer_and_scheduler, settings
+from labkit.labs.densenet_resnext import PROFILES, settings
+from labkit.training.recipe import build_optimizer
 
 
 def test_full_profile_keeps_the_handout_settings():
     full = PROFILES["full"]
-    assert (full.image_size, full.batch_size, full.num_epochs) == (32, 64, 20)
-    assert (full.lr, full.momentum, full.weight_decay) == (0.01, 0.9, 5e-4)
+    training = full.training
+    assert (full.image_size, training.batch_size, training.num_epochs) == (32, 64, 20)
+    assert (training.lr, training.momentum, training.weight_decay) == (0.01, 0.9, 5e-4)
     assert full.train_per_class is None and full.test_per_class is None
-    assert full.schedule == "cosine"
+    assert training.schedule == "cosine" and training.accum_steps == 1
+    assert training.patience is None and not training.restore_best  # the last epoch is reported
 
 
 def test_cpu_trains_on_every_image_and_smoke_on_few():
     cpu, smoke, full = PROFILES["cpu"], PROFILES["smoke"], PROFILES["full"]
     assert cpu.train_per_class is None and cpu.test_per_class is None  # meaningful numbers
-    assert cpu.image_size == 16 and cpu.num_epochs < full.num_epochs
-    assert smoke.train_per_class is not None and smoke.num_epochs < cpu.num_epochs
+    assert cpu.image_size == 16 and cpu.training.num_epochs < full.training.num_epochs
+    assert cpu.training.schedule == "one_cycle" and cpu.training.lr == 0.02
+    assert smoke.train_per_class is not None
+    assert smoke.training.num_epochs < cpu.training.num_epochs
 
 
-def _lrs(schedule: str, num_epochs: int, lr: float) -> list[float]:
-    model = nn.Linear(2, 2)
-    optimizer, scheduler = optimizer_and_scheduler(
-        model, settings("cpu", schedule=schedule, num_epochs=num_epochs, lr=lr)
-    )
+def test_the_cpu_one_cycle_peaks_at_its_rate_in_the_first_epochs():
+    recipe = PROFILES["cpu"].training
+    optimizer, scheduler = build_optimizer(recipe, nn.Linear(2, 2).parameters())
     lrs = []
-    for _ in range(num_epochs):  # as fit steps it: once after every epoch, the last one too
+    for _ in range(recipe.num_epochs):  # as fit steps it: once after every epoch
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    return lrs
+    assert max(lrs) == pytest.approx(0.02) and 1 <= lrs.index(max(lrs)) <= 4
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.param_groups[0]["momentum"] == 0.9  # not cycled
 
 
-def test_one_cycle_warms_up_to_the_peak_then_anneals_once_per_epoch():
-    lrs = _lrs("one_cycle", 10, 0.02)
-    peak = max(range(10), key=lrs.__getitem__)
-    assert lrs[peak] == pytest.approx(0.02) and 1 <= peak <= 4
-    assert lrs[0] == pytest.approx(0.02 / 25)  # OneCycleLR's default start
-    assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1], strict=True))
-    assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
-
-
-def test_cosine_decays_from_the_rate_to_zero():
-    lrs = _lrs("cosine", 4, 0.01)
-    assert lrs == pytest.approx([0.01, 0.01 * (1 + 2**-0.5) / 2, 0.005, 0.01 * (1 - 2**-0.5) / 2])
-
-
-def test_an_unknown_schedule_names_the_choices():
+def test_overrides_change_single_fields_of_the_recipe_and_name_unknown_ones():
+    changed = settings("cpu", training={"num_epochs": 3, "batch_size": 32})
+    assert (changed.training.num_epochs, changed.training.batch_size) == (3, 32)
+    assert changed.training.schedule == "one_cycle"  # the rest of the profile's recipe
+    assert "batch 32, 3 epochs" in changed.summary()
     with pytest.raises(ValueError, match=r"unknown schedule 'linear'.*cosine.*one_cycle"):
-        optimizer_and_scheduler(nn.Linear(2, 2), settings("cpu", schedule="linear"))
+        settings("cpu", training={"schedule": "linear"})
     with pytest.raises(ValueError, match=r"unknown settings \['epochs'\]"):
         settings("cpu", epochs=3)
-
-
-def test_optimizer_is_the_handouts_sgd():
-    optimizer, _ = optimizer_and_scheduler(nn.Linear(2, 2), settings("full"))
-    group = optimizer.param_groups[0]
-    assert isinstance(optimizer, torch.optim.SGD)
-    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.01, 0.9, 5e-4)
+    with pytest.raises(ValueError, match=r"unknown settings \['epochs'\] in 'training'"):
+        settings("cpu", training={"epochs": 3})

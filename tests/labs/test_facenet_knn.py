@@ -27,29 +27,32 @@ PROFILE = tiny_settings()
 def test_full_profile_keeps_the_handouts_settings():
     full = PROFILES["full"]
     assert (full.image_size, full.embedding_size, full.alpha, full.margin) == (32, 128, 10.0, 2.0)
-    assert (full.triplets_per_epoch, full.triplets_per_step) == (8000, 16)
-    assert (full.lr, full.num_epochs, full.lr_step_every) == (0.008, 5, 4)
-    assert (full.momentum, full.weight_decay, full.knn_neighbors) == (0.9, 5e-4, 5)
+    training = full.training
+    assert (full.triplets_per_epoch, training.batch_size) == (8000, 16)
+    assert (training.lr, training.num_epochs, training.step_every) == (0.008, 5, 4)
+    assert (training.schedule, training.step_gamma) == ("step", pytest.approx(1 / 3))
+    assert (training.momentum, training.weight_decay, full.knn_neighbors) == (0.9, 5e-4, 5)
     assert full.train_per_class is None and full.test_per_class is None
     for profile in PROFILES.values():  # a mining batch holds as many images as random triplets
-        assert profile.pk_classes * profile.pk_images == 3 * profile.triplets_per_step
+        assert profile.pk_classes * profile.pk_images == 3 * profile.training.batch_size
 
 
 def test_a_pk_batch_must_hold_as_many_images_as_a_step_of_triplets():
     expected = (
-        r"pk_classes x pk_images = 8 x 6 must equal 3 x triplets_per_step = 96.*"
-        r"start\(triplets_per_step=32, pk_classes=6, pk_images=16, or pk_classes=8, pk_images=12\)"
+        r"pk_classes x pk_images = 8 x 6 must equal 3 x training.batch_size = 96.*"
+        r'start\(training=\{"batch_size": 32\}, pk_classes=6, pk_images=16, or pk_classes=8, '
+        r"pk_images=12\)"
     )
     with pytest.raises(ValueError, match=expected):
-        settings("full", triplets_per_step=32)
-    assert settings("full", triplets_per_step=32, pk_images=12).pk_images == 12
+        settings("full", training={"batch_size": 32})
+    assert settings("full", training={"batch_size": 32}, pk_images=12).pk_images == 12
 
 
 def test_cpu_and_smoke_are_smaller_and_keep_the_loss():
     full, cpu, smoke = PROFILES["full"], PROFILES["cpu"], PROFILES["smoke"]
     for small in (cpu, smoke):
         assert small.image_size < full.image_size
-        assert small.triplets_per_epoch * small.num_epochs < full.triplets_per_epoch * 5
+        assert small.triplets_per_epoch * small.training.num_epochs < full.triplets_per_epoch * 5
         assert (small.embedding_size, small.alpha, small.margin) == (128, 10.0, 2.0)
     assert cpu.train_per_class is None and cpu.test_per_class is None  # every image counts
     assert smoke.train_per_class is not None

@@ -233,13 +233,13 @@ SHORTCUTS = [
     (  # labkit's training step, which scales and backpropagates one micro-batch
         "q3_accumulation",
         [
-            "from labkit.training.loop import backward_step\n"
+            "from labkit.training.steps import backward_step\n"
             "def accumulate_gradients(model, loss_fn, micro_batches):\n"
             "    total = sum(len(y) for _, y in micro_batches)\n"
             "    for x, y in micro_batches:\n"
             "        backward_step(model, x, y, loss_fn=loss_fn, loss_scale=len(y) / total)"
         ],
-        "labkit.training.loop.backward_step",
+        "labkit.training.steps.backward_step",
     ),
 ]
 

@@ -6,7 +6,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from labkit.data import TensorImageDataset
+from labkit.training.callbacks import Checkpoints
 from labkit.training.loop import fit
+from labkit.training.recipe import Recipe
+from labkit.training.steps import Task
 from labkit.triplets import (
     PKSampler,
     TripletDataset,
@@ -69,21 +72,20 @@ def test_triplet_forward_embeds_all_three_in_one_pass():
         triplet_forward(model, torch.randn(5, 2, 3, 8, 8))
 
 
-def _fit_random_triplets(num_epochs: int, **kwargs):
+def _fit_random_triplets(num_epochs: int, folder=None, resume: bool = False):
     data = _images()
     loader = DataLoader(TripletDataset(data), batch_size=8, sampler=TripletSampler(data.labels, 24))
     model = _model()
     history = fit(
         model,
         loader,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-        num_epochs=num_epochs,
-        forward_fn=triplet_forward,
-        loss_fn=stacked_triplet_loss(margin=1.0),
-        metric_fn=triplet_accuracy,
-        monitor="train_loss",
-        progress=False,
-        **kwargs,
+        Recipe(num_epochs=num_epochs, lr=0.01, batch_size=8, monitor="train_loss"),
+        task=Task(
+            loss_fn=stacked_triplet_loss(margin=1.0),
+            metric_fn=triplet_accuracy,
+            forward_fn=triplet_forward,
+        ),
+        callbacks=[Checkpoints(folder, resume=resume)],
     )
     return model, history
 
@@ -97,13 +99,13 @@ def test_fit_with_random_triplets_redrawn_each_epoch():
 
 def test_fit_resume_replays_the_triplet_draws(tmp_path, interrupt_fit):
     torch.manual_seed(0)
-    straight, history = _fit_random_triplets(2, checkpoint_dir=tmp_path / "a")
+    straight, history = _fit_random_triplets(2, tmp_path / "a")
     torch.manual_seed(0)
     interrupt_fit(2)
     with pytest.raises(KeyboardInterrupt):
-        _fit_random_triplets(2, checkpoint_dir=tmp_path / "b")
+        _fit_random_triplets(2, tmp_path / "b")
     torch.manual_seed(123)  # another process: the global generators start elsewhere
-    resumed, history_b = _fit_random_triplets(2, checkpoint_dir=tmp_path / "b", resume=True)
+    resumed, history_b = _fit_random_triplets(2, tmp_path / "b", resume=True)
     assert history_b["train_loss"].tolist() == history["train_loss"].tolist()
     assert all(
         torch.equal(x, y) for x, y in zip(straight.parameters(), resumed.parameters(), strict=True)
@@ -119,13 +121,9 @@ def test_fit_with_pk_batches_and_mining(miner):
     model = _model()
     history = fit(
         model,
-        loader,
-        val_loader,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
-        num_epochs=1,
-        loss_fn=mined_triplet_loss(miner, margin=1.0),
-        metric_fn=triplet_accuracy,
-        progress=False,
+        (loader, val_loader),
+        Recipe(num_epochs=1, lr=0.01, momentum=0.0),
+        task=Task(loss_fn=mined_triplet_loss(miner, margin=1.0), metric_fn=triplet_accuracy),
     )
     assert len(history) == 1 and len(loader) == 5
     row = history.iloc[0]

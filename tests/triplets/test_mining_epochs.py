@@ -5,8 +5,6 @@ an ordinary loader over many classes rarely gives that, and training then ran at
 with unchanged weights. One such batch is fine; a whole epoch of them is the error.
 """
 
-from functools import partial
-
 import pytest
 import torch
 from lab03_tiny import tiny_settings
@@ -15,9 +13,8 @@ from torch.utils.data import DataLoader
 from labkit.data import TensorImageDataset
 from labkit.labs import facenet_knn
 from labkit.labs.facenet_knn import recipe_loss, train_embedding
-from labkit.training.runs import _function
+from labkit.training.runs import _loss
 from labkit.triplets import batch_hard, mined_triplet_loss
-from labkit.triplets.losses import _mined_loss
 
 PROFILE = tiny_settings(width=8)  # a narrow ResNet-18: fast
 NO_TRIPLET = (
@@ -95,8 +92,14 @@ def test_semi_hard_finding_none_among_easy_triplets_is_no_error():
     loss.on_train_epoch_end()
 
 
-def test_run_settings_describe_the_loss_as_before():
-    # the loss is still a partial of `_mined_loss`: saved lab-03 runs keep their folders
-    assert _function(mined_triplet_loss("batch_hard", 2.0)) == _function(
-        partial(_mined_loss, miner=batch_hard, margin=2.0)
+def test_run_settings_describe_the_loss_by_its_miner_and_margin():
+    # a plain module: its settings are its fields, not arguments bound into a partial
+    assert _loss(mined_triplet_loss("batch_hard", 2.0)) == {
+        "class": "MinedTripletLoss",
+        "miner": "batch_hard",
+        "margin": 2.0,
+    }
+    assert _loss(mined_triplet_loss("semi_hard", 1.0))["miner"] == "semi_hard"
+    assert _loss(mined_triplet_loss(batch_hard, 2.0))["miner"] == (
+        "labkit.triplets.miners.batch_hard"
     )

@@ -1,9 +1,10 @@
 """A run never silently resumes other settings: every setting that shapes it, changed alone, is
-detected, by `fit(checkpoint_dir=..., resume=True)` as an error naming it, and by
-`fit(runs_dir=...)` as a separate run."""
+detected, by `Checkpoints(folder, resume=True)` as an error naming it, and by
+`Checkpoints(runs_dir, per_settings=True)` as a separate run."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,16 @@ from labkit.config import shown_path
 from labkit.data import TensorImageDataset
 from labkit.data.transforms import digits_augmentation
 from labkit.models import densenet_bc
+from labkit.training.callbacks import Checkpoints
 from labkit.training.loop import fit
+from labkit.training.recipe import Recipe, build_optimizer
 from labkit.training.runs import (
     RunSettingsError,
     run_settings,
     settings_differences,
     settings_digest,
 )
+from labkit.training.steps import Task
 
 
 def _images(n: int = 12, size: int = 8, seed: int = 0) -> TensorImageDataset:
@@ -39,8 +43,8 @@ BASE: dict[str, Any] = {
     "optimizer": "sgd",
     "lr": 0.1,
     "momentum": 0.9,
-    "scheduler": "step",
-    "step_size": 1,
+    "schedule": "step",
+    "step_every": 1,
     "num_epochs": 1,
     "accum_steps": 1,
     "batch_size": 4,
@@ -60,13 +64,13 @@ BASE: dict[str, Any] = {
 CHANGES = {
     "builder arguments": ({"builder": {"growth_rate": 6}}, "model.arguments.growth_rate"),
     "another kind of model": ({"model": "plain"}, "model.builder"),
-    "optimiser": ({"optimizer": "adam"}, "optimizer.class"),
-    "learning rate": ({"lr": 0.05}, "optimizer.param_groups[0].initial_lr"),
-    "momentum": ({"momentum": 0.5}, "optimizer.param_groups[0].momentum"),
-    "scheduler": ({"scheduler": "cosine"}, "scheduler.class"),
-    "scheduler settings": ({"step_size": 2}, "scheduler.step_size"),
-    "number of epochs": ({"num_epochs": 2}, "num_epochs"),
-    "gradient accumulation": ({"accum_steps": 2}, "accum_steps"),
+    "optimiser": ({"optimizer": "adamw"}, "recipe.optimizer"),
+    "learning rate": ({"lr": 0.05}, "recipe.lr"),
+    "momentum": ({"momentum": 0.5}, "recipe.momentum"),
+    "scheduler": ({"schedule": "cosine"}, "recipe.schedule"),
+    "scheduler settings": ({"step_every": 2}, "recipe.step_every"),
+    "number of epochs": ({"num_epochs": 2}, "recipe.num_epochs"),
+    "gradient accumulation": ({"accum_steps": 2}, "recipe.accum_steps"),
     "batch size": ({"batch_size": 6}, "train.batch_size"),
     "data source": ({"data": {"seed": 1}}, "train.data.wraps.contents"),
     "data size": ({"data": {"n": 9}}, "train.data.size"),
@@ -77,28 +81,29 @@ CHANGES = {
     "shuffling seed": ({"shuffle_seed": 1}, "train.shuffle_seed"),
     "validation data": ({"val": {"n": 6, "seed": 6}}, "validation.data.contents"),
     "seed": ({"seed": 1}, "seed"),
-    "loss settings": ({"label_smoothing": 0.1}, "loss.label_smoothing"),
+    "label smoothing": ({"label_smoothing": 0.1}, "recipe.label_smoothing"),
     "loss class weights": ({"class_weights": [1.0, 2.0, 1.0]}, "loss.weight"),
-    "early stopping": ({"patience": 2}, "patience"),
+    "early stopping": ({"patience": 2}, "recipe.patience"),
+    "parameters trained": ({"frozen": True}, "optimizer.param_groups[0].parameters"),
 }
+RECIPE_FIELDS = (
+    *("lr", "momentum", "optimizer", "schedule", "step_every", "num_epochs", "accum_steps"),
+    *("batch_size", "label_smoothing", "patience"),
+)
 
 
 def _fit_kwargs(**changes: Any) -> dict[str, Any]:
-    """Fresh objects for one fit call with the BASE settings, `changes` applied."""
-    s = BASE | changes
+    """Fresh objects for one fit call with the BASE settings, `changes` applied, and the
+    settings the caller states (`info`)."""
+    s = BASE | {"frozen": False} | changes
     torch.manual_seed(0)
     if s["model"] == "builder":
         model = densenet_bc(block_config=(1, 1), num_classes=3, **s["builder"])
     else:
         model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
-    if s["optimizer"] == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"])
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"])
-    if s["scheduler"] == "step":
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=s["step_size"])
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
+    if s["frozen"]:  # the first layer is not trained
+        next(model.parameters()).requires_grad_(False)
+    recipe = Recipe(**{name: s[name] for name in RECIPE_FIELDS})
     data = _images(**s["data"])
     if s["transform"] is not None:
         data = data.with_transform(digits_augmentation(s["transform"]))
@@ -114,34 +119,33 @@ def _fit_kwargs(**changes: Any) -> dict[str, Any]:
         generator=torch.Generator().manual_seed(s["shuffle_seed"]),
     )
     weights = s["class_weights"]
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights)) if weights is not None else None
     return {
         "model": model,
-        "train_loader": loader,
-        "optimizer": optimizer,
-        "scheduler": scheduler,
-        "num_epochs": s["num_epochs"],
-        "accum_steps": s["accum_steps"],
-        "loss_fn": nn.CrossEntropyLoss(
-            weight=torch.tensor(weights) if weights is not None else None,
-            label_smoothing=s["label_smoothing"],
-        ),
-        "val_loader": DataLoader(_images(**s["val"]), batch_size=4),
-        "patience": s["patience"],
-        "run_info": {"seed": s["seed"]},
-        "progress": False,
+        "loaders": (loader, DataLoader(_images(**s["val"]), batch_size=4)),
+        "recipe": recipe,
+        "task": Task(loss_fn=loss_fn),
+        "info": {"seed": s["seed"]},
     }
+
+
+def _fit(kwargs: dict[str, Any], folder: Path | None = None, **options: Any):
+    """`fit` with these arguments, checkpointed in `folder` (see `Checkpoints` for options)."""
+    kwargs = dict(kwargs)
+    checkpoints = Checkpoints(folder, info=kwargs.pop("info"), **options)
+    return fit(**kwargs, callbacks=[checkpoints])
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a finished run with the BASE settings."""
     folder = tmp_path_factory.mktemp("run")
-    fit(**_fit_kwargs(), checkpoint_dir=folder)
+    _fit(_fit_kwargs(), folder)
     return folder
 
 
 def test_the_same_settings_resume(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    history = fit(**_fit_kwargs(), checkpoint_dir=finished, resume=True)
+    history = _fit(_fit_kwargs(), finished, resume=True)
     assert "finished earlier (1 of 1 epochs), loaded" in capsys.readouterr().out
     assert list(history["epoch"]) == [1]  # loaded, nothing trained again
 
@@ -151,7 +155,7 @@ def test_every_setting_changed_alone_is_refused(finished: Path, change: str) -> 
     changes, name = CHANGES[change]
     before = (finished / "last.pt").read_bytes()
     with pytest.raises(RunSettingsError) as error:
-        fit(**_fit_kwargs(**changes), checkpoint_dir=finished, resume=True)
+        _fit(_fit_kwargs(**changes), finished, resume=True)
     message = str(error.value)
     assert f"\n  {name}: " in message, message
     assert f"Delete {shown_path(finished)}" in message
@@ -161,21 +165,23 @@ def test_every_setting_changed_alone_is_refused(finished: Path, change: str) -> 
 @pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
 def test_every_setting_changed_alone_gets_its_own_run_folder(change: str) -> None:
     changes, name = CHANGES[change]
-    base = run_settings(**_settings_args(_fit_kwargs()))
-    changed = run_settings(**_settings_args(_fit_kwargs(**changes)))
+    base = _settings(_fit_kwargs())
+    changed = _settings(_fit_kwargs(**changes))
     assert settings_digest(base) != settings_digest(changed)
     assert any(line.startswith(f"{name}: ") for line in settings_differences(base, changed))
 
 
-def _settings_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments of `run_settings` that `fit` passes it for these fit arguments."""
-    keys = ("model", "optimizer", "scheduler", "train_loader", "num_epochs", "accum_steps")
-    extra = {"monitor": "val_acc", "patience": kwargs["patience"], **kwargs["run_info"]}
-    return {k: kwargs[k] for k in keys} | {
-        "loss_fn": kwargs["loss_fn"],
-        "val_loader": kwargs["val_loader"],
-        "extra": extra,
-    }
+def _settings(kwargs: dict[str, Any], optimizer: Any = None, scheduler: Any = None):
+    """The settings `Checkpoints` records for these fit arguments (the optimizer and scheduler
+    `fit` builds from the recipe, unless given)."""
+    model, recipe, (train, val) = kwargs["model"], kwargs["recipe"], kwargs["loaders"]
+    if optimizer is None:
+        optimizer, scheduler = build_optimizer(recipe, model.parameters())
+    loss_fn = kwargs["task"].loss_fn or nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    return run_settings(
+        model, recipe, optimizer, scheduler, train, loss_fn=loss_fn, val_loader=val,
+        extra=kwargs["info"],
+    )  # fmt: skip
 
 
 def test_runs_dir_resumes_the_same_settings_and_starts_others_beside(
@@ -184,43 +190,45 @@ def test_runs_dir_resumes_the_same_settings_and_starts_others_beside(
     runs = tmp_path / "densenet"
     interrupt_fit(2)
     with pytest.raises(KeyboardInterrupt):
-        fit(**_fit_kwargs(num_epochs=3), runs_dir=runs)
+        _fit(_fit_kwargs(num_epochs=3), runs, per_settings=True)
     (first,) = runs.iterdir()
     assert "new (no checkpoint with these settings)" in capsys.readouterr().out
-    history = fit(**_fit_kwargs(num_epochs=3), runs_dir=runs)  # re-running the cell
+    history = _fit(_fit_kwargs(num_epochs=3), runs, per_settings=True)  # re-running the cell
     assert f"{first.name}: resumed after epoch 1 of 3 (same settings)" in capsys.readouterr().out
     assert list(history["epoch"]) == [1, 2, 3]
-    fit(**_fit_kwargs(num_epochs=2, lr=0.05), runs_dir=runs)  # other settings: another run
+    _fit(_fit_kwargs(num_epochs=2, lr=0.05), runs, per_settings=True)  # other settings: another
     assert len(list(runs.iterdir())) == 2
     assert (first / "settings.json").is_file()
 
 
 def test_the_settings_of_a_run_are_plain_and_stable() -> None:
     kwargs = _fit_kwargs()
-    settings = run_settings(**_settings_args(kwargs))
+    settings = _settings(kwargs)
     model = settings["model"]
     assert (model["class"], model["builder"]) == ("DenseNet", "densenet_bc")
     assert model["arguments"] == {"block_config": [1, 1], "num_classes": 3, "growth_rate": 4}
     assert settings["optimizer"]["class"] == "SGD"
     assert settings["optimizer"]["param_groups"][0]["initial_lr"] == 0.1
     assert settings["scheduler"]["class"] == "StepLR" and settings["scheduler"]["step_size"] == 1
-    assert settings["num_epochs"] == 1 and settings["train"]["batch_size"] == 4
+    assert settings["recipe"]["num_epochs"] == 1 and settings["train"]["batch_size"] == 4
     assert settings["train"]["data"]["size"] == 8
     assert settings["train"]["data"]["wraps"]["image shape"] == [3, 8, 8]
     assert settings["validation"]["data"]["size"] == 6
     assert settings["seed"] == 0 and settings["train"]["shuffle_seed"] == 0
     assert settings["loss"]["class"] == "CrossEntropyLoss"
-    again = run_settings(**_settings_args(_fit_kwargs()))  # fresh objects, same settings
+    again = _settings(_fit_kwargs())  # fresh objects, same settings
     assert settings_digest(settings) == settings_digest(again)
     assert settings_differences(settings, again) == []
 
 
 def test_settings_read_the_same_after_the_schedule_changed_the_rate() -> None:
     kwargs = _fit_kwargs(num_epochs=2)
-    before = run_settings(**_settings_args(kwargs))
-    fit(**kwargs)  # the same optimiser and scheduler objects, stepped twice
-    assert kwargs["optimizer"].param_groups[0]["lr"] != 0.1
-    assert settings_differences(before, run_settings(**_settings_args(kwargs))) == []
+    optimizer, scheduler = build_optimizer(kwargs["recipe"], kwargs["model"].parameters())
+    before = _settings(kwargs, optimizer, scheduler)
+    arguments = {k: v for k, v in kwargs.items() if k != "info"}
+    fit(**arguments, optimizer=optimizer, scheduler=scheduler)  # stepped twice
+    assert optimizer.param_groups[0]["lr"] != 0.1
+    assert settings_differences(before, _settings(kwargs, optimizer, scheduler)) == []
 
 
 def test_a_lambda_transform_reads_the_same_in_another_process(tmp_path: Path) -> None:
@@ -240,24 +248,37 @@ def test_a_lambda_transform_reads_the_same_in_another_process(tmp_path: Path) ->
 
 
 def test_a_checkpoint_without_settings_is_refused(tmp_path: Path) -> None:
-    fit(**_fit_kwargs(), checkpoint_dir=tmp_path)
+    _fit(_fit_kwargs(), tmp_path)
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     del state["settings"]
     torch.save(state, tmp_path / "last.pt")
     with pytest.raises(RunSettingsError, match="without a record of its settings"):
-        fit(**_fit_kwargs(), checkpoint_dir=tmp_path, resume=True)
-
-
-def test_checkpoint_dir_and_runs_dir_together_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not both"):
-        fit(**_fit_kwargs(), checkpoint_dir=tmp_path, runs_dir=tmp_path)
+        _fit(_fit_kwargs(), tmp_path, resume=True)
 
 
 def test_a_checkpoint_of_an_earlier_labkit_in_runs_dir_is_named_not_resumed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fit(**_fit_kwargs(), checkpoint_dir=tmp_path)  # the old layout: last.pt in the model folder
-    history = fit(**_fit_kwargs(), runs_dir=tmp_path)
+    _fit(_fit_kwargs(), tmp_path)  # the first layout: last.pt in the model folder
+    history = _fit(_fit_kwargs(), tmp_path, per_settings=True)
     out = capsys.readouterr().out
     assert "last.pt was written by an earlier labkit" in out and "new (no checkpoint" in out
     assert list(history["epoch"]) == [1]
+
+
+def test_a_run_folder_of_an_earlier_layout_is_named_not_resumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fit(_fit_kwargs(), tmp_path, per_settings=True)
+    (run,) = tmp_path.iterdir()
+    earlier = json.loads((run / "settings.json").read_text())
+    del earlier["recipe"]  # settings of a labkit before the recipe: epochs and rates loose
+    (run / "settings.json").write_text(json.dumps(earlier))
+    old = run.rename(tmp_path / "0123abcd")
+    capsys.readouterr()
+    history = _fit(_fit_kwargs(), tmp_path, per_settings=True)
+    out = capsys.readouterr().out
+    assert f"note: {shown_path(old)} was written by an earlier labkit" in out
+    assert "not resumed" in out and "new (no checkpoint" in out
+    assert list(history["epoch"]) == [1] and (old / "last.pt").is_file()  # kept, not resumed
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["0123abcd", run.name])

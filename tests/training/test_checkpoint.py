@@ -11,8 +11,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from labkit.config import seed_everything, shown_path
+from labkit.training.callbacks import Checkpoints
 from labkit.training.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from labkit.training.loop import fit
+from labkit.training.recipe import Recipe
 from labkit.training.runs import RunSettingsError
 
 
@@ -35,22 +37,12 @@ class _NoisyData(Dataset):
 def _run(folder, num_epochs: int, resume: bool = False, seed: int = 0, own_generator=False):
     seed_everything(seed)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    recipe = Recipe(num_epochs=num_epochs, lr=0.1, schedule="step", step_gamma=0.5)
     generator = torch.Generator().manual_seed(0) if own_generator else None
     loader = DataLoader(_NoisyData(), batch_size=5, shuffle=True, generator=generator)
     val_loader = DataLoader(_NoisyData(), batch_size=8)
-    history = fit(
-        model,
-        loader,
-        val_loader,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        num_epochs=num_epochs,
-        checkpoint_dir=folder,
-        resume=resume,
-        progress=False,
-    )
+    checkpoints = Checkpoints(folder, resume=resume)
+    history = fit(model, (loader, val_loader), recipe, callbacks=[checkpoints])
     return model, history
 
 
@@ -153,28 +145,20 @@ def test_resume_with_a_different_scheduler_setup_is_refused(tmp_path):
         fit(
             model,
             DataLoader(_NoisyData(), batch_size=5),
+            Recipe(num_epochs=2, lr=0.1),
             optimizer=optimizer,
-            num_epochs=2,
-            checkpoint_dir=tmp_path,
-            resume=True,
-            progress=False,
+            callbacks=[Checkpoints(tmp_path, resume=True)],
         )
 
 
 def test_resume_into_another_architecture_names_the_folder(tmp_path):
     _run(tmp_path, num_epochs=1)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
     with pytest.raises(RunSettingsError, match=r"(?s)model.parameter shapes.*Delete") as info:
         fit(
             model,
             DataLoader(_NoisyData(), batch_size=5),
-            optimizer=optimizer,
-            scheduler=scheduler,
-            num_epochs=2,
-            checkpoint_dir=tmp_path,
-            resume=True,
-            progress=False,
+            Recipe(num_epochs=2, lr=0.1, schedule="step"),
+            callbacks=[Checkpoints(tmp_path, resume=True)],
         )
     assert shown_path(tmp_path) in str(info.value)

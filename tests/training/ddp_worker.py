@@ -1,9 +1,10 @@
 """A tiny model trained through `labkit.training.loop.fit`, under torchrun or alone.
 
-Used by tests/test_distributed.py.
+Used by tests/training/test_distributed.py.
 
-Usage: python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py OUT
-       python tests/ddp_worker.py OUT            (one process, batch 8: the reference)
+Usage: python -m torch.distributed.run --standalone --nproc_per_node=2 \
+           tests/training/ddp_worker.py OUT
+       python tests/training/ddp_worker.py OUT   (one process, batch 8: the reference)
 Writes OUT/weights-rank<r>.pt (final weights) and OUT/history-rank<r>.csv of each process.
 With `--interrupt 2` the run stops at the end of epoch 2 (as a dropped kernel would), and a
 fresh model and optimizer then resume from the checkpoint in OUT/run up to the last epoch.
@@ -19,10 +20,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from labkit.training import distributed  # noqa: E402
+from labkit.training.callbacks import Checkpoints  # noqa: E402
 from labkit.training.loop import fit  # noqa: E402
+from labkit.training.recipe import Recipe  # noqa: E402
+from labkit.training.steps import Task  # noqa: E402
 
 GLOBAL_BATCH = 8
 EPOCHS = 3
@@ -68,18 +72,14 @@ def main() -> None:
     for attempt in ("first", "resumed") if args.interrupt else ("first",):
         torch.manual_seed(1 if attempt == "first" else 2)  # a resume starts from other weights
         model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        checkpoints = Checkpoints(args.out / "run", resume=attempt == "resumed")
         try:
             history = fit(
                 distributed.wrap(model),
-                train_loader,
-                val_loader,
-                optimizer=optimizer,
-                num_epochs=EPOCHS,
-                loss_fn=StoppingLoss(),
-                checkpoint_dir=args.out / "run",
-                resume=attempt == "resumed",
-                progress=False,
+                (train_loader, val_loader),
+                Recipe(num_epochs=EPOCHS, lr=0.1, momentum=0.9),
+                task=Task(loss_fn=StoppingLoss()),
+                callbacks=[checkpoints],
             )
         except Interrupted:
             print(f"interrupted at the end of epoch {args.interrupt}")

@@ -12,15 +12,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.config import seed_everything
-from labkit.training.loop import (
-    HISTORY_COLUMNS,
-    NonFiniteLossError,
-    amp_settings,
-    backward_step,
-    evaluate,
-    fit,
-)
+from labkit.training.callbacks import Checkpoints, ProgressBar
+from labkit.training.loop import HISTORY_COLUMNS, evaluate, fit
 from labkit.training.metrics import accuracy
+from labkit.training.recipe import Recipe
+from labkit.training.steps import NonFiniteLossError, Task, amp_settings, backward_step
 
 
 def _data(n: int = 24, num_features: int = 6, num_classes: int = 3, seed: int = 0):
@@ -38,11 +34,18 @@ def _sgd(model: nn.Module, lr: float = 0.1, momentum: float = 0.0) -> torch.opti
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 
 
+TASK_FIELDS = ("loss_fn", "metric_fn", "forward_fn", "val_metrics")
+FIT_FIELDS = ("optimizer", "scheduler", "callbacks")
+
+
 def _fit(model, train_loader, val_loader=None, **kwargs):
-    kwargs.setdefault("optimizer", _sgd(model))
-    kwargs.setdefault("num_epochs", 1)
-    kwargs.setdefault("progress", False)
-    return fit(model, train_loader, val_loader, **kwargs)
+    """`fit` with a recipe of plain SGD (lr 0.1, no momentum) for one epoch; `kwargs` name
+    recipe fields, task fields or fit's own keywords."""
+    task = {k: kwargs.pop(k) for k in TASK_FIELDS if k in kwargs}
+    own = {k: kwargs.pop(k) for k in FIT_FIELDS if k in kwargs}
+    recipe = Recipe(**{"num_epochs": 1, "lr": 0.1, "momentum": 0.0, **kwargs})
+    loaders = (train_loader, val_loader) if val_loader is not None else train_loader
+    return fit(model, loaders, recipe, task=Task(**task), **own)
 
 
 # ---------------------------------------------------------------- small parts
@@ -114,7 +117,7 @@ def test_fit_history_columns_and_weighted_means():
     with torch.no_grad():
         logits = model(x)
     # lr=0 keeps the weights fixed; batches of 4, 4, 2 must average to the full-data mean
-    history = _fit(model, _loader(dataset), _loader(dataset, 3), optimizer=_sgd(model, lr=0.0))
+    history = _fit(model, _loader(dataset), _loader(dataset, 3), lr=0.0)
     assert list(history.columns) == HISTORY_COLUMNS
     row = history.iloc[0]
     assert row["epoch"] == 1 and row["lr"] == 0.0 and row["seconds"] > 0
@@ -128,13 +131,12 @@ def test_fit_history_columns_and_weighted_means():
 
 def test_fit_nan_columns_without_val_or_metric_and_lr_column():
     model = nn.Linear(6, 3)
-    optimizer = _sgd(model, lr=0.1)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     history = _fit(
         model,
         _loader(_data()),
-        optimizer=optimizer,
-        scheduler=scheduler,
+        lr=0.1,
+        schedule="step",
+        step_gamma=0.5,
         num_epochs=3,
         metric_fn=None,
     )
@@ -150,7 +152,8 @@ def test_fit_progress_false_draws_nothing_and_true_draws_bars(capsys):
     _fit(model, _loader(_data()), _loader(_data()), num_epochs=2)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
-    _fit(model, _loader(_data()), _loader(_data()), num_epochs=2, progress=True, desc="lin")
+    bars = [ProgressBar("lin")]
+    _fit(model, _loader(_data()), _loader(_data()), num_epochs=2, callbacks=bars)
     err = capsys.readouterr().err
     assert "lin 1/2" in err and "lin 2/2" in err and "val_acc" in err
 
@@ -162,13 +165,18 @@ def test_fit_rejects_bad_arguments():
         _fit(model, loader, monitor="accuracy")
     with pytest.raises(ValueError, match="val_loader"):
         _fit(model, loader, patience=2)  # val_acc is never measured
-    with pytest.raises(ValueError, match="checkpoint_dir"):
-        _fit(model, loader, resume=True)
+    with pytest.raises(ValueError, match="needs a folder"):
+        _fit(model, loader, callbacks=[Checkpoints(None, resume=True)])
     with pytest.raises(ValueError, match="accum_steps"):
         _fit(model, loader, accum_steps=0)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(_sgd(model))  # mode="min"
+    optimizer = _sgd(model)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)  # mode="min"
     with pytest.raises(ValueError, match="mode='max'"):
-        _fit(model, loader, loader, scheduler=plateau)
+        _fit(model, loader, loader, optimizer=optimizer, scheduler=plateau)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        _fit(model, loader, label_smoothing=0.1, loss_fn=F.cross_entropy)
+    with pytest.raises(ValueError, match="one Checkpoints"):
+        _fit(model, loader, callbacks=[Checkpoints("a"), Checkpoints("b")])
     with pytest.raises(ValueError, match=r"\(inputs, targets\)"):
         _fit(model, [(torch.randn(2, 6),)])
 
@@ -214,7 +222,7 @@ def test_fit_calls_a_loss_fns_epoch_hooks_around_the_training_batches(tmp_path):
     _fit(model, loader, loader, num_epochs=1, loss_fn=HookedLoss())
     assert events == ["start", "train", "train", "end", "val", "val"]
     with pytest.raises(ValueError, match="epoch 2 found nothing"):
-        _fit(model, loader, num_epochs=3, loss_fn=HookedLoss(), checkpoint_dir=tmp_path)
+        _fit(model, loader, num_epochs=3, loss_fn=HookedLoss(), callbacks=[Checkpoints(tmp_path)])
     assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 1  # not recorded
 
 
@@ -254,9 +262,9 @@ def test_fit_accumulated_steps_match_big_batches(n, wrap):
     reference = nn.Linear(6, 3)
     model = nn.Linear(6, 3)
     model.load_state_dict(reference.state_dict())
-    _fit(reference, _loader(dataset, batch_size=8), optimizer=_sgd(reference, 0.5, 0.9))
+    _fit(reference, _loader(dataset, batch_size=8), lr=0.5, momentum=0.9)
     loader = _NoLen(_loader(dataset, 2)) if wrap else _loader(dataset, 2)
-    _fit(model, loader, optimizer=_sgd(model, 0.5, 0.9), accum_steps=4, num_epochs=1)
+    _fit(model, loader, lr=0.5, momentum=0.9, accum_steps=4, num_epochs=1)
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q)
 
@@ -274,7 +282,13 @@ def test_nan_loss_raises_with_epoch_step_and_checkpoint(tmp_path):
 
     model = nn.Linear(6, 3)
     with pytest.raises(FloatingPointError) as info:
-        _fit(model, _loader(_data()), num_epochs=3, loss_fn=loss_fn, checkpoint_dir=tmp_path)
+        _fit(
+            model,
+            _loader(_data()),
+            num_epochs=3,
+            loss_fn=loss_fn,
+            callbacks=[Checkpoints(tmp_path)],
+        )
     message = str(info.value)
     assert isinstance(info.value, NonFiniteLossError)
     assert "epoch 2" in message and "step 3" in message and "learning rate" in message
@@ -284,14 +298,7 @@ def test_nan_loss_raises_with_epoch_step_and_checkpoint(tmp_path):
     model = nn.Linear(6, 3)
     loader = _loader(TensorDataset(torch.randn(16, 6), torch.randn(16, 3)))
     with pytest.raises(FloatingPointError, match="no checkpoint saved yet"):
-        _fit(
-            model,
-            loader,
-            optimizer=_sgd(model, 1e6),
-            loss_fn=F.mse_loss,
-            metric_fn=None,
-            num_epochs=9,
-        )
+        _fit(model, loader, lr=1e6, loss_fn=F.mse_loss, metric_fn=None, num_epochs=9)
 
 
 # ---------------------------------------------------------------- stopping and best epoch
@@ -304,7 +311,7 @@ def test_early_stopping_after_patience_epochs():
         model,
         _loader(dataset),
         _loader(dataset),
-        optimizer=_sgd(model, lr=0.0),
+        lr=0.0,
         num_epochs=10,
         patience=2,
         monitor="val_loss",
@@ -338,7 +345,7 @@ def test_restore_best_loads_the_best_epoch_weights(tmp_path):
             num_epochs=3,
             monitor="val_loss",
             restore_best=True,
-            checkpoint_dir=folder,
+            callbacks=[Checkpoints(folder)],
             **_ascent_after_first_epoch(model),
         )
         assert history.attrs["best_epoch"] == 1 and len(history) == 3
@@ -399,10 +406,10 @@ def test_fit_val_metrics_add_columns_measured_on_the_val_loader(tmp_path):
         model,
         _loader(dataset),
         _loader(dataset, 3),
-        optimizer=_sgd(model, lr=0.0),
+        lr=0.0,
         val_metrics={"wrong": wrong},
         num_epochs=2,
-        runs_dir=tmp_path,
+        callbacks=[Checkpoints(tmp_path, per_settings=True)],
     )
     assert list(history.columns) == [*HISTORY_COLUMNS, "val_wrong"]
     assert history["val_wrong"].tolist() == pytest.approx([1 - accuracy(logits, y)] * 2)
@@ -411,9 +418,9 @@ def test_fit_val_metrics_add_columns_measured_on_the_val_loader(tmp_path):
         model,
         _loader(dataset),
         _loader(dataset, 3),
-        optimizer=_sgd(model, lr=0.0),
+        lr=0.0,
         num_epochs=2,
-        runs_dir=tmp_path,
+        callbacks=[Checkpoints(tmp_path, per_settings=True)],
     )
     assert list(again.columns) == HISTORY_COLUMNS
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
