@@ -41,7 +41,7 @@ class Lab:
 
     def run_dir(self, run: str) -> Path:
         """The folder of one model's runs in this lab and profile (see `labkit.config.run_dir`);
-        pass it to `fit(runs_dir=...)`."""
+        pass it to `labkit.training.callbacks.Checkpoints(..., per_settings=True)`."""
         return run_dir(self.name, self.profile, run)
 
 

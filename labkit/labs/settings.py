@@ -14,13 +14,20 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from labkit.config import PROFILE_NAMES, profile_name
 
-__all__ = ["LabSettings", "choose", "shown"]
+__all__ = ["LabSettings", "choose", "shown", "shown_fields"]
 
 
 def shown(label: str, none: str | None = None) -> dict[str, str]:
     """Field metadata that puts the field in the profile line, formatted with `label`; a value
     of None shows as `none` (default: the label with "all")."""
     return {"show": label, "none": none if none is not None else label.format("all")}
+
+
+def shown_fields(**labels: str) -> dict[str, dict[str, str]]:
+    """Field metadata for a field holding a dataclass (a training `Recipe`): these of its
+    fields appear in the profile line, in this order, e.g.
+    `shown_fields(num_epochs="{} epochs")`."""
+    return {"show_fields": labels}
 
 
 @dataclass(frozen=True)
@@ -51,11 +58,13 @@ class LabSettings:
         `profile: cpu (images 16px, 10 epochs, batch 64)`."""
         parts = []
         for f in fields(self):
+            value = getattr(self, f.name)
             if "show" in f.metadata:
-                value = getattr(self, f.name)
                 label = f.metadata["show"]
                 none = f.metadata.get("none", label.format("all"))
                 parts.append(none if value is None else label.format(value))
+            for name, label in f.metadata.get("show_fields", {}).items():
+                parts.append(label.format(getattr(value, name)))
         return f"profile: {self.profile} ({', '.join(parts)})"
 
 
