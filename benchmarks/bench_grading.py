@@ -30,8 +30,8 @@ import nbformat
 from answered import answered_notebook
 from nbclient import NotebookClient
 
-from labkit.grading.grade import grade_folder
-from labkit.grading.protocol import marker
+from labkit.grading.authoring.protocol import marker
+from labkit.grading.scheduler.run import grade_folder
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "02_densenet_resnext.ipynb"
 

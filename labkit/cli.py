@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from labkit.config import PROFILE_NAMES, profile_name, shown_path
-from labkit.grading.kit import KitError, build_kit, check_kit
-from labkit.grading.release import check_release, release_all
-from labkit.grading.sandbox import MODES as SANDBOX_MODES
+from labkit.grading.authoring.kit import KitError, build_kit, check_kit
+from labkit.grading.authoring.release import check_release, release_all
+from labkit.grading.scheduler.sandbox import MODES as SANDBOX_MODES
 from labkit.labs.session import SMOKE_LINE
 
 
@@ -127,8 +127,8 @@ def _grade_paths_problem(args: argparse.Namespace) -> str:
 
 def _grade_fresh(args: argparse.Namespace):
     """Grade the submissions folder, printing what isolates the kernels and each result."""
-    from labkit.grading.grade import grade_folder, read_solutions
-    from labkit.grading.sandbox import find_sandbox
+    from labkit.grading.scheduler.run import grade_folder, read_solutions
+    from labkit.grading.scheduler.sandbox import find_sandbox
 
     read_solutions(args.solutions)  # a wrong path stops here, before anything is printed
     sandbox = find_sandbox(args.sandbox)
@@ -169,9 +169,9 @@ def _grade_fresh(args: argparse.Namespace):
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade a folder of submissions (or, with --manual and an earlier run in --out, only merge)."""
-    from labkit.grading.gradebook import GradingRun
-    from labkit.grading.protocol import parse_solutions
-    from labkit.grading.sandbox import SandboxError
+    from labkit.grading.authoring.protocol import parse_solutions
+    from labkit.grading.reports.gradebook import GradingRun
+    from labkit.grading.scheduler.sandbox import SandboxError
 
     problem = _grade_paths_problem(args)
     if problem:

@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 
 from labkit.grading import grade_submission, parse_solutions
-from labkit.grading.protocol import BEGIN_SOLUTION, END_SOLUTION, nbgrader_meta
+from labkit.grading.authoring.protocol import BEGIN_SOLUTION, END_SOLUTION, nbgrader_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """c = get_config()

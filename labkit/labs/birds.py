@@ -47,6 +47,11 @@ class BirdsSettings(LabSettings):
     eval_batch_size: int = 64
     num_workers: int = 0  # DataLoader workers; 0 keeps everything in the notebook's process
 
+    def builtin_birds(self) -> tuple[SynthBirdsSpec, ...]:
+        """The lab's synthetic species and the source species, each written once under the
+        data folder (see `LabSettings.builtin_birds`)."""
+        return tuple(dict.fromkeys((self.synthetic, self.source)))
+
 
 def load_lab_birds(
     settings: BirdsSettings,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.grading.grade import grade_folder
-from labkit.grading.gradebook import GradingRun
-from labkit.grading.protocol import BEGIN_SOLUTION, END_SOLUTION, marker, nbgrader_meta
-from labkit.grading.release import release_text
+from labkit.grading.authoring.protocol import BEGIN_SOLUTION, END_SOLUTION, marker, nbgrader_meta
+from labkit.grading.authoring.release import release_text
+from labkit.grading.reports.gradebook import GradingRun
+from labkit.grading.scheduler.run import grade_folder
 
 
 def answered_notebook(solutions: Path | str) -> nbformat.NotebookNode:

@@ -15,10 +15,10 @@ from pathlib import Path
 import nbformat
 from answered import answered_notebook
 
-from labkit.grading.checks import HIDDEN_FAILED
-from labkit.grading.protocol import marker, parse_solutions
-from labkit.grading.release import distinctive
-from labkit.grading.sandbox import find_sandbox
+from labkit.grading.authoring.protocol import marker, parse_solutions
+from labkit.grading.authoring.release import distinctive
+from labkit.grading.scheduler.sandbox import find_sandbox
+from labkit.grading.worker.checks import HIDDEN_FAILED
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb"
 Q1A, Q1, Q2, TEXT = "q1_dense_layer", "q1_densenet_layers", "q2_resnext", "q2_analysis"

@@ -10,11 +10,11 @@ import nbformat
 import pytest
 import toylab
 
-from labkit.grading.grade import grade_folder
-from labkit.grading.jobs import TAIL, Job, Limits
-from labkit.grading.protocol import parse_solutions
-from labkit.grading.steps import plan
-from labkit.grading.worker import Grader
+from labkit.grading.authoring.protocol import parse_solutions
+from labkit.grading.scheduler.run import grade_folder
+from labkit.grading.worker.driver import Grader
+from labkit.grading.worker.jobs import TAIL, Job, Limits
+from labkit.grading.worker.steps import plan
 
 
 @pytest.fixture(scope="module")

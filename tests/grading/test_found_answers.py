@@ -9,8 +9,8 @@ import nbformat
 import pytest
 import toylab
 
-from labkit.grading.grade import grade_folder
-from labkit.grading.protocol import BEGIN_HIDDEN
+from labkit.grading.authoring.protocol import BEGIN_HIDDEN
+from labkit.grading.scheduler.run import grade_folder
 
 pytestmark = pytest.mark.notebook
 

@@ -8,7 +8,7 @@ import pytest
 import toylab
 
 from labkit.cli import main
-from labkit.grading.release import release_notebook
+from labkit.grading.authoring.release import release_notebook
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from answered import answered_notebook, grade_in_smoke, with_lines
 
-from labkit.grading.protocol import marker
+from labkit.grading.authoring.protocol import marker
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "01_vgg_receptive_fields.ipynb"
 Q1, Q2, Q4 = "q1_output_size", "q2_receptive_field", "q4_fc_to_conv"

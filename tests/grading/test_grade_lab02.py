@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from lab02_submissions import SOLUTIONS, TEXT, craft, hidden_lines, protocol_ready
 
-from labkit.grading.grade import grade_folder
+from labkit.grading.scheduler.run import grade_folder
 
 pytestmark = [
     pytest.mark.notebook,

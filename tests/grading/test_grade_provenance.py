@@ -12,7 +12,7 @@ import pytest
 import toylab
 from answered import answered_notebook
 
-from labkit.grading.grade import grade_folder, grade_submission
+from labkit.grading.scheduler.run import grade_folder, grade_submission
 
 pytestmark = pytest.mark.notebook
 

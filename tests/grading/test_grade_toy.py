@@ -11,8 +11,8 @@ import pytest
 import toylab
 
 from labkit.cli import main
-from labkit.grading.grade import grade_folder, grade_submission
-from labkit.grading.gradebook import GradingRun
+from labkit.grading.reports.gradebook import GradingRun
+from labkit.grading.scheduler.run import grade_folder, grade_submission
 
 pytestmark = pytest.mark.notebook
 

@@ -3,7 +3,7 @@
 The per-question tests execute the solutions notebook's own answer cell, an alternative or wrong
 variant, and the probe cell after the answer (which runs the student's code on fixed inputs),
 then grade the resulting values with the grader's `run_checks` and its verdict on the calls the
-student's code made (`labkit.grading.provenance`): `run_cells` records them as the grader's
+student's code made (`labkit.grading.worker.provenance`): `run_cells` records them as the grader's
 kernel does, every cell that is not one of a lab's own cells counting as the student's.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.grading.checks import run_checks
-from labkit.grading.protocol import Question, marker, parse_solutions
-from labkit.grading.provenance import bound_names, judge_calls, read_names
-from labkit.grading.recorder import Recorder
-from labkit.grading.release import release_cell
+from labkit.grading.authoring.protocol import Question, marker, parse_solutions
+from labkit.grading.authoring.release import release_cell
+from labkit.grading.kernel.recorder import Recorder
+from labkit.grading.worker.checks import run_checks
+from labkit.grading.worker.provenance import bound_names, judge_calls, read_names
 
 RECORD = "__labkit_calls__"  # where `run_cells` keeps the recorded calls in a namespace
 STUDENT_FILE = "<student cell>"

@@ -22,8 +22,8 @@ import torch
 from questions import Lab, run_cells
 from torch import nn
 
-from labkit.grading.checks import HIDDEN_FAILED, run_checks
-from labkit.grading.protocol import BEGIN_HIDDEN, END_HIDDEN
+from labkit.grading.authoring.protocol import BEGIN_HIDDEN, END_HIDDEN
+from labkit.grading.worker.checks import HIDDEN_FAILED, run_checks
 from labkit.models.vgg import vgg
 from labkit.vgg.receptive_field import layer_geometry
 

@@ -22,7 +22,7 @@ from questions import Lab, run_cells
 from torch import nn
 from visible_checks import assert_no_reference_in_sight
 
-from labkit.grading.checks import HIDDEN_FAILED
+from labkit.grading.worker.checks import HIDDEN_FAILED
 from labkit.models import count_layers, densenet_bc
 
 LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb")

@@ -24,7 +24,7 @@ from questions import Lab, run_cells
 from sklearn.neighbors import KNeighborsClassifier
 from visible_checks import assert_no_reference_in_sight
 
-from labkit.grading.checks import HIDDEN_FAILED
+from labkit.grading.worker.checks import HIDDEN_FAILED
 
 LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb")
 QUESTIONS = ("q3_triplet_loss", "q3_chosen", "q4_centres", "q5_nearest", "bonus_miner")

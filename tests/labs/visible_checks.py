@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 
-from labkit.grading.protocol import Question
+from labkit.grading.authoring.protocol import Question
 
 
 def is_module(name: str) -> bool:
