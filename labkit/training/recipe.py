@@ -11,8 +11,9 @@ Used in: labkit.training.loop.fit, every lab module's settings.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import torch
 
@@ -30,8 +31,10 @@ MONITORS = ("val_acc", "val_loss", "train_acc", "train_loss")
 class Recipe:
     """How one network is trained. The effective batch is `batch_size * accum_steps`.
 
-    Every schedule is stepped once per epoch. Raises ValueError for a name that is not one
-    of `OPTIMIZERS`, `SCHEDULES` or `MONITORS`, or a count that is not a positive int.
+    Every schedule is stepped once per epoch. Raises TypeError for a field of another type
+    than its annotation (an int field refuses a bool or a float; a float field takes an int),
+    ValueError for a name that is not one of `OPTIMIZERS`, `SCHEDULES` or `MONITORS`, or a
+    count that is not positive.
     """
 
     num_epochs: int  # passes over the training data (early stopping may end sooner)
@@ -51,16 +54,21 @@ class Recipe:
     label_smoothing: float = 0.0  # of the default loss, cross-entropy
 
     def __post_init__(self) -> None:
-        """Check the names and counts, so that a bad override fails where it is made."""
+        """Check the types, names and counts, so that a bad override fails where it is made."""
+        hints = get_type_hints(type(self))
+        for f in fields(self):
+            value, options = getattr(self, f.name), hints[f.name]
+            options = get_args(options) if get_origin(options) in (Union, UnionType) else (options,)
+            if not any(_is(value, option) for option in options):
+                names = " or ".join("None" if o is type(None) else o.__name__ for o in options)
+                raise TypeError(
+                    f"Recipe setting {f.name}={value!r} should be {names}, "
+                    f"not {type(value).__name__}"
+                )
         for name in ("num_epochs", "accum_steps", "batch_size", "plateau_patience", "step_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.patience is not None and (
-            isinstance(self.patience, bool)
-            or not isinstance(self.patience, int)
-            or self.patience < 1
-        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be None or a positive int, got {self.patience!r}")
         for name, choices in (
             ("optimizer", OPTIMIZERS),
@@ -74,6 +82,14 @@ class Recipe:
     def effective_batch(self) -> int:
         """Examples per optimiser step."""
         return self.batch_size * self.accum_steps
+
+
+def _is(value: Any, option: Any) -> bool:
+    if isinstance(value, bool):
+        return option is bool
+    if option is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, option)
 
 
 def monitor_mode(monitor: str) -> str:

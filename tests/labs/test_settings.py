@@ -24,8 +24,9 @@ def test_every_lab_has_frozen_settings_for_every_profile(lab) -> None:
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda m: m.LAB)
 def test_overriding_one_field_is_one_call(lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert lab.settings("full", num_epochs=1).num_epochs == 1
-    assert lab.settings("full", num_epochs=1).lr == lab.PROFILES["full"].lr
+    assert lab.settings("full", eval_batch_size=64).eval_batch_size == 64
+    one = lab.settings("full", training={"num_epochs": 1}).training
+    assert one.num_epochs == 1 and one.lr == lab.PROFILES["full"].training.lr
     monkeypatch.setenv("LABKIT_PROFILE", "cpu")
     assert lab.settings() == lab.PROFILES["cpu"]
     with pytest.raises(ValueError, match=r"unknown settings \['profile'\]"):
@@ -66,11 +67,12 @@ def test_a_nested_stage_takes_a_dict_of_its_changes() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"num_epochs": "3"}, "num_epochs='3' should be int, not str"),
-        ({"num_epochs": 2.0}, "num_epochs=2.0 should be int, not float"),
-        ({"batch_size": True}, "batch_size=True should be int, not bool"),
+        ({"training": {"num_epochs": "3"}}, "num_epochs='3' should be int, not str"),
+        ({"training": {"num_epochs": 2.0}}, "num_epochs=2.0 should be int, not float"),
+        ({"training": {"batch_size": True}}, "batch_size=True should be int, not bool"),
         ({"train_per_class": "all"}, "train_per_class='all' should be int or None, not str"),
-        ({"lr": None}, "lr=None should be float, not NoneType"),
+        ({"training": {"lr": None}}, "lr=None should be float, not NoneType"),
+        ({"training": None}, "training=None should be Recipe, not NoneType"),
     ],
 )
 def test_a_mistyped_override_fails_in_the_first_cell(override, message) -> None:
@@ -79,7 +81,9 @@ def test_a_mistyped_override_fails_in_the_first_cell(override, message) -> None:
 
 
 def test_right_types_pass_and_an_int_rate_is_a_float() -> None:
-    chosen = densenet_resnext.settings("cpu", lr=1, train_per_class=None, num_epochs=3)
-    assert (chosen.lr, chosen.train_per_class, chosen.num_epochs) == (1, None, 3)
-    with pytest.raises(ValueError, match=r"unknown schedule 'step'"):
-        densenet_resnext.settings("cpu", schedule="step")
+    chosen = densenet_resnext.settings(
+        "cpu", training={"lr": 1, "num_epochs": 3}, train_per_class=None
+    )
+    assert (chosen.training.lr, chosen.train_per_class, chosen.training.num_epochs) == (1, None, 3)
+    with pytest.raises(ValueError, match=r"unknown schedule 'linear'"):
+        densenet_resnext.settings("cpu", training={"schedule": "linear"})

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.config import seed_everything
-from labkit.training.callbacks import Checkpoints, ProgressBar
+from labkit.training.callbacks import Callback, Checkpoints, ProgressBar
 from labkit.training.loop import HISTORY_COLUMNS, evaluate, fit
 from labkit.training.metrics import accuracy
 from labkit.training.recipe import Recipe
@@ -424,3 +424,63 @@ def test_fit_val_metrics_add_columns_measured_on_the_val_loader(tmp_path):
     )
     assert list(again.columns) == HISTORY_COLUMNS
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+class _Recorder(Callback):
+    """Notes every hook `fit` calls, with what the trainer holds at that moment."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_fit_start(self, trainer):
+        self.calls.append(f"fit_start {len(trainer.history)}")
+
+    def on_epoch_start(self, trainer, epoch):
+        self.calls.append(f"epoch_start {epoch}")
+
+    def on_batch_end(self, trainer, means):
+        self.calls.append("batch " + ",".join(means))
+
+    def on_epoch_end(self, trainer):
+        row = trainer.history[-1]
+        self.calls.append(f"epoch_end {row['epoch']} lr {trainer.optimizer.param_groups[0]['lr']}")
+
+    def on_fit_end(self, trainer):
+        self.calls.append(f"fit_end {trainer.best_epoch}")
+
+    def teardown(self, trainer):
+        self.calls.append("teardown")
+
+
+def test_fit_calls_every_hook_in_order_and_teardown_after_an_error():
+    recorder = _Recorder()
+    model = nn.Linear(6, 3)
+    loader = _loader(_data(8))  # two batches
+    history = _fit(
+        model, loader, loader, num_epochs=2, schedule="step", step_gamma=0.5, callbacks=[recorder]
+    )
+    assert recorder.calls == [
+        "fit_start 0",
+        "epoch_start 1",
+        "batch loss,acc",
+        "batch loss,acc",
+        "epoch_end 1 lr 0.05",  # after the scheduler's step
+        "epoch_start 2",
+        "batch loss,acc",
+        "batch loss,acc",
+        "epoch_end 2 lr 0.025",
+        f"fit_end {history.attrs['best_epoch']}",
+        "teardown",
+    ]
+
+    def broken(outputs, targets):
+        raise RuntimeError("broken loss")
+
+    recorder, bars = _Recorder(), ProgressBar("x", enabled=False)
+    with pytest.raises(RuntimeError, match="broken loss"):
+        _fit(model, loader, loss_fn=broken, callbacks=[recorder, bars])
+    assert recorder.calls == ["fit_start 0", "epoch_start 1", "teardown"]
+    assert bars.bar is None  # closed

@@ -92,6 +92,13 @@ def test_a_recipe_refuses_unknown_names_and_bad_counts():
         with pytest.raises(ValueError, match=f"{field} must be a positive int"):
             Recipe(**{"num_epochs": 1, "lr": 0.1, field: 0})
     with pytest.raises(ValueError, match="patience must be None or a positive int"):
+        Recipe(num_epochs=1, lr=0.1, patience=0)
+    with pytest.raises(TypeError, match=r"patience=True should be int or None, not bool"):
         Recipe(num_epochs=1, lr=0.1, patience=True)
+    with pytest.raises(TypeError, match=r"lr=None should be float, not NoneType"):
+        Recipe(num_epochs=1, lr=None)
+    with pytest.raises(TypeError, match=r"num_epochs=2.0 should be int, not float"):
+        Recipe(num_epochs=2.0, lr=0.1)
+    assert Recipe(num_epochs=1, lr=1).lr == 1  # an int rate is a float
     assert Recipe(num_epochs=1, lr=0.1, batch_size=8, accum_steps=4).effective_batch == 32
     assert set(SCHEDULES) == {"constant", "plateau", "cosine", "one_cycle", "step"}
