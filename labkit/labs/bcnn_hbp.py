@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from labkit.bilinear.heads import HBP, BilinearCNN, GAPNet
 from labkit.config import seed_everything, shown_path
 from labkit.data.birds import carve_validation
 from labkit.data.datasets import LabData
@@ -47,7 +48,6 @@ from labkit.models.backbones import (
     small_vgg_backbone,
     vgg16_backbone,
 )
-from labkit.models.bilinear import HBP, BilinearCNN, GAPNet
 from labkit.training import distributed
 from labkit.training.loop import evaluate
 from labkit.training.recipe import Stage, fit_stage

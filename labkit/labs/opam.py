@@ -43,15 +43,16 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from labkit.attention.crops import BoxCrops
+from labkit.attention.figures import AttentionView
 from labkit.attention.filtering import filter_patches, patch_scores
 from labkit.attention.fusion import AUTHORS_WEIGHTS, choose_fusion_weights, fuse_scores
-from labkit.attention.parts import (
+from labkit.attention.part_alignment import (
+    PartNet,
     assign_parts,
     cluster_filters,
-    object_constraint,
     part_responses,
-    select_parts,
 )
+from labkit.attention.part_selection import object_constraint, select_parts
 from labkit.attention.proposals import propose_patches
 from labkit.attention.saliency import (
     activation_maps,
@@ -61,6 +62,7 @@ from labkit.attention.saliency import (
     object_boxes,
     scaled,
 )
+from labkit.bilinear.heads import GAPNet
 from labkit.config import run_dir, seed_everything
 from labkit.data.birds import BirdTransform, CubDataset, carve_validation
 from labkit.data.datasets import LabData
@@ -68,9 +70,6 @@ from labkit.labs.bcnn_hbp import Pretrained, pretrained_backbone
 from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_birds
 from labkit.labs.session import Lab, start_lab
 from labkit.labs.settings import choose, shown
-from labkit.models.bilinear import GAPNet
-from labkit.models.part_net import PartNet
-from labkit.plots import AttentionView
 from labkit.training.model_utils import eval_mode, model_device
 from labkit.training.recipe import Stage, fit_stage
 
@@ -301,7 +300,7 @@ def new_classnet(backbone: nn.Module, num_classes: int) -> GAPNet:
 
 def new_partnet(classnet: GAPNet, settings: Settings, num_classes: int) -> PartNet:
     """PartNet: a copy of ClassNet's backbone shared by the n aligned part crops, their pooled
-    features concatenated slot by slot, a new linear layer (`labkit.models.PartNet`)."""
+    features concatenated slot by slot, a new linear layer (`labkit.attention.PartNet`)."""
     backbone = copy.deepcopy(classnet.backbone)
     return PartNet(backbone, backbone.channels[-1], settings.num_parts, num_classes)
 
@@ -615,7 +614,7 @@ def attention_view(
     class_names: tuple[str, ...],
     saliency: str = "cam",
 ) -> AttentionView:
-    """Everything found on image i, for `labkit.widgets.attention_viewer` and
+    """Everything found on image i, for `labkit.attention.viewer.attention_viewer` and
     `render_attention`: proposals, kept patches, map, object and true boxes, aligned parts
     (their slot is their group) and true part locations. `saliency` names the map the
     attention used (the settings' `saliency`), for the figure's title."""
