@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from labkit.labs import bcnn_hbp
+from labkit.labs.pretraining import BACKBONES
 from labkit.training.steps import amp_settings, backward_step
 
 CLASSES = 200  # CUB-200-2011
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--crop", type=int, default=448)
     parser.add_argument("--d", type=int, default=8192)
-    parser.add_argument("--backbone", choices=bcnn_hbp.BACKBONES, default="vgg16")
+    parser.add_argument("--backbone", choices=BACKBONES, default="vgg16")
     parser.add_argument("--width", type=int, default=32, help="small_vgg only: its first width")
     parser.add_argument("--batch", type=int, default=12, help="the common batch (default 12)")
     parser.add_argument("--max-batch", type=int, default=256)

@@ -3,7 +3,9 @@ and filtering (`proposals`, `filtering`), class activation maps and the object b
 part selection (`part_selection`), part alignment and PartNet (`part_alignment`), fusion of the
 three networks' scores (`fusion`), the crops ObjectNet and PartNet train on (`crops`), and the
 figure and viewer of one image's attention (`figures`, `viewer`; import them from their modules,
-they bring matplotlib).
+they bring matplotlib). `pipeline` runs the steps over a data set of whole images (ClassNet and
+PartNet, `locate`, `choose_parts`) and `evaluation` measures what they found (localisation,
+parts against the true parts, the fusion table); import them from their modules too.
 
 Used in: 05_opam.
 """

@@ -9,7 +9,7 @@ Pooling, `ft_last_layer.solver` and `ft_all.solver`, with `iter_size` 4 and 2; w
 out of memory) and 0.001 with batch 4 for stage 2, which it had not run. Stage 1's weight
 decay (1e-8) is the handout's, stage 2's (1e-5) that of the PyTorch BCNN code
 (HaoMood/bilinear-cnn) the handout's HBP code descends from; the schedule is the handout's (the
-rate /10 after more than 3 epochs without a better validation accuracy, `Stage`), where the
+rate /10 after more than 3 epochs without a better validation accuracy, `Recipe`), where the
 authors' solvers step theirs at fixed iterations. `full` keeps all of that. Without ImageNet
 weights on disk the backbone is first pretrained by labkit on synthetic source-task species,
 disjoint from the lab's (cached in the lab's runs folder), so that stage 1 still trains a head
@@ -28,51 +28,57 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader
 
-from labkit.bilinear.heads import HBP, BilinearCNN, GAPNet
+from labkit.bilinear.heads import HBP, BilinearCNN, GAPNet, HBPHead
 from labkit.config import seed_everything, shown_path
 from labkit.data.birds import carve_validation
 from labkit.data.datasets import LabData
-from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_source
-from labkit.labs.session import Lab, start_lab
-from labkit.labs.settings import choose, shown
-from labkit.models.backbones import (
-    TapBackbone,
-    find_imagenet_weights,
-    small_vgg_backbone,
-    vgg16_backbone,
+from labkit.labs.birds import (
+    SOURCE_BIRDS,
+    SYNTHETIC_BIRDS,
+    BirdsSettings,
+    load_lab_birds,
+    load_lab_source,
+    train_stage,
 )
+from labkit.labs.pretraining import BACKBONES, pretrained_backbone
+from labkit.labs.pretraining import new_backbone as _new_backbone
+from labkit.labs.session import Lab, LabEntry
+from labkit.labs.settings import shown
+from labkit.models.backbones import TapBackbone
+from labkit.models.summary import count_parameters
+from labkit.plots import plot_bird_grid, plot_history
+from labkit.report import show_headline
 from labkit.training import distributed
 from labkit.training.loop import evaluate
-from labkit.training.recipe import Stage, fit_stage
+from labkit.training.memory import step_memory
+from labkit.training.recipe import Recipe
 
-__all__ = [
-    "Comparison",
-    "LAB",
+__all__ = [  # what 04_bcnn_hbp uses, and nothing else
+    "HBPHead",
     "MODELS",
-    "PROFILES",
-    "Settings",
-    "Stage",
     "build_model",
+    "count_parameters",
+    "load_lab_birds",
     "new_backbone",
-    "pretrained_backbone",
-    "score_on_test",
+    "plot_bird_grid",
+    "plot_history",
     "settings",
+    "show_headline",
     "start",
+    "step_memory",
     "train_and_compare",
-    "train_stage",
 ]
 
 LAB = "04_bcnn_hbp"
 TEACHES = "bilinear pooling: BCNN and HBP against global average pooling, in two stages"
 MODELS = ("gap", "bcnn", "hbp")
-BACKBONES = ("vgg16", "small_vgg")
 
 
 @dataclass(frozen=True)
@@ -84,13 +90,18 @@ class Settings(BirdsSettings):
     hbp_d: int = field(default=8192, metadata=shown("HBP d {}"))  # projection channels
     val_fraction: float = 0.1  # of each class's training images, for schedules and stopping
     imagenet_weights: str | None = None  # VGG-16 weights file; None: torchvision's cache
-    pretrain: Stage = Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05,
-                            weight_decay=5e-4, schedule="cosine",
-                            label_smoothing=0.1)  # fmt: skip
-    stage1: Stage = Stage(num_epochs=40, batch_size=12, accum_steps=4, lr=1.0,
-                          weight_decay=1e-8, patience=8)  # fmt: skip
-    stage2: Stage = Stage(num_epochs=25, batch_size=8, accum_steps=2, lr=1e-3,
-                          weight_decay=1e-5, patience=6)  # fmt: skip
+    # pretraining on the source species without ImageNet weights (`labkit.labs.pretraining`)
+    pretrain: Recipe = Recipe(num_epochs=30, batch_size=32, lr=0.05, weight_decay=5e-4,
+                              schedule="cosine", label_smoothing=0.1,
+                              restore_best=True)  # fmt: skip
+    # stage 1 (the head) and stage 2 (everything): the rate /10 after 3 epochs without a better
+    # validation accuracy, early stopping, the best validation epoch kept
+    stage1: Recipe = Recipe(num_epochs=40, batch_size=12, accum_steps=4, lr=1.0,
+                            weight_decay=1e-8, schedule="plateau", patience=8,
+                            restore_best=True)  # fmt: skip
+    stage2: Recipe = Recipe(num_epochs=25, batch_size=8, accum_steps=2, lr=1e-3,
+                            weight_decay=1e-5, schedule="plateau", patience=6,
+                            restore_best=True)  # fmt: skip
 
     def __post_init__(self) -> None:
         """Check field types (see `LabSettings`) and the backbone's name."""
@@ -107,41 +118,33 @@ PROFILES = {
     "cpu": Settings(
         profile="cpu", backbone="small_vgg", width=24, resize=112, crop=96, hbp_d=2048,
         synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"],
-        pretrain=Stage(num_epochs=20, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
-                       schedule="cosine", label_smoothing=0.1),
-        stage1=Stage(num_epochs=10, batch_size=32, accum_steps=1, lr=1.0, weight_decay=1e-8,
-                     patience=4),
-        stage2=Stage(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
-                     patience=4),
+        pretrain=Recipe(num_epochs=20, batch_size=32, lr=0.05, weight_decay=5e-4,
+                        schedule="cosine", label_smoothing=0.1, restore_best=True),
+        stage1=Recipe(num_epochs=10, batch_size=32, lr=1.0, weight_decay=1e-8,
+                      schedule="plateau", patience=4, restore_best=True),
+        stage2=Recipe(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                      schedule="plateau", patience=4, restore_best=True),
     ),
     "smoke": Settings(
         profile="smoke", backbone="small_vgg", width=8, resize=56, crop=48, hbp_d=64,
         synthetic=SYNTHETIC_BIRDS["smoke"], source=SOURCE_BIRDS["smoke"], val_fraction=0.2,
-        pretrain=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4,
-                       schedule="cosine"),
-        stage1=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=1.0, weight_decay=1e-8),
-        stage2=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5),
+        pretrain=Recipe(num_epochs=1, batch_size=8, lr=0.05, weight_decay=5e-4,
+                        schedule="cosine", restore_best=True),
+        stage1=Recipe(num_epochs=1, batch_size=4, accum_steps=2, lr=1.0, weight_decay=1e-8,
+                      schedule="plateau", restore_best=True),
+        stage2=Recipe(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                      schedule="plateau", restore_best=True),
     ),
 }  # fmt: skip
 
 
-def settings(profile: str | None = None, **overrides: Any) -> Settings:
-    """Lab 04's settings for `profile` (default: chosen as `labkit.config.profile_name`), with
-    single fields overridden, e.g. `settings("cpu", hbp_d=1024)`."""
-    return choose(PROFILES, profile, overrides)
-
-
-def start(profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab:
-    """The first cell of lab 04: seed, choose settings and device, print one line each."""
-    return start_lab(LAB, TEACHES, settings(profile, **overrides), seed=seed)
+ENTRY = LabEntry(LAB, TEACHES, PROFILES)
+settings, start = ENTRY.settings, ENTRY.start  # settings("cpu", hbp_d=1024); lab = start()
 
 
 def new_backbone(settings: Settings) -> TapBackbone:
-    """A randomly initialised backbone of the settings' kind."""
-    if settings.backbone == "vgg16":
-        return vgg16_backbone()
-    w = settings.width
-    return small_vgg_backbone((w, 2 * w, 4 * w, 8 * w))
+    """A randomly initialised backbone of the settings' kind and width."""
+    return _new_backbone(settings.backbone, settings.width)
 
 
 def build_model(
@@ -160,104 +163,6 @@ def build_model(
     raise ValueError(f"unknown model {kind!r}; choose one of {MODELS}")
 
 
-def _loader(dataset: Dataset, batch_size: int, settings: Settings, shuffle: bool, seed: int):
-    """A DataLoader; under torchrun each process reads its share (DistributedSampler)."""
-    workers = {"num_workers": settings.num_workers, "persistent_workers": settings.num_workers > 0}
-    if distributed.active():
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **workers)
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, **workers
-    )
-
-
-def train_stage(
-    model: nn.Module,
-    stage: Stage,
-    train_set: Dataset,
-    val_set: Dataset,
-    settings: Settings,
-    *,
-    frozen: bool,
-    runs_dir: str | os.PathLike | None = None,
-    run_info: dict[str, Any] | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    desc: str | None = None,
-) -> pd.DataFrame:
-    """One stage through `labkit.training.loop.fit`: stage 1 with `frozen=True` trains the head only
-    (the backbone in eval mode, without autograd), stage 2 everything.
-
-    SGD with the stage's rate, momentum and weight decay, its schedule (`Stage`), early
-    stopping on `val_set`'s accuracy; the best validation epoch's weights are kept.
-    With `runs_dir`, the stage is checkpointed in a folder keyed by its settings: a finished
-    stage only loads. Under torchrun the model is wrapped in DistributedDataParallel.
-    """
-    model.set_frozen(frozen)
-    trained = model.head if frozen else model
-    return fit_stage(
-        distributed.wrap(model),
-        stage,
-        _loader(train_set, stage.batch_size, settings, shuffle=True, seed=seed),
-        _loader(val_set, settings.eval_batch_size, settings, shuffle=False, seed=seed),
-        parameters=trained.parameters(),
-        runs_dir=runs_dir,
-        run_info={"seed": seed, "frozen": frozen, **(run_info or {})},
-        progress=progress,
-        desc=desc,
-    )
-
-
-class Pretrained(NamedTuple):
-    """The backbone stage 1 starts from, as `pretrained_backbone` returns it."""
-
-    backbone: TapBackbone
-    line: str  # which backbone it is and what it cost, for people
-    origin: str  # what its weights come from, the same on every call: part of stage 1's run key
-
-
-def pretrained_backbone(
-    settings: Settings,
-    *,
-    device: torch.device | str = "cpu",
-    runs_dir: str | os.PathLike | None = None,
-    root: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> Pretrained:
-    """The backbone stage 1 starts from, one line saying which it is and what it cost, and its
-    origin (the weights file, or labkit's pretraining run), which keys stage 1's checkpoints.
-
-    VGG-16 with ImageNet weights when they are on disk (`settings.imagenet_weights` or
-    torchvision's cache). Otherwise the settings' backbone pretrained from scratch, with a GAP
-    head, on the source-task species (`load_lab_source`), split into train and validation;
-    with `runs_dir` the pretraining runs once and later calls load it.
-    """
-    if settings.backbone == "vgg16":
-        weights = find_imagenet_weights(settings.imagenet_weights)
-        if weights is not None:
-            line = f"backbone: VGG-16 with ImageNet weights from {shown_path(weights)}"
-            origin = f"ImageNet weights {weights.name}, {weights.stat().st_size} bytes"
-            return Pretrained(vgg16_backbone(str(weights)).to(device), line, origin)
-    source = load_lab_source(settings, root=root, verbose=False)
-    train, val = carve_validation(source.train, settings.val_fraction)
-    seed_everything(0)
-    net = GAPNet(new_backbone(settings), source.num_classes).to(device)
-    history = train_stage(net, settings.pretrain, train, val, settings, frozen=False,
-                          runs_dir=runs_dir, run_info={"source": settings.source.version},
-                          progress=progress, desc="source backbone")  # fmt: skip
-    line = (
-        f"backbone: {settings.backbone} pretrained by labkit on {source.num_classes} synthetic "
-        f"source species, none of them the lab's: {history['val_acc'].max():.1%} on their "
-        f"validation images after {history['seconds'].sum():.0f} s of training"
-    )
-    if settings.backbone == "vgg16":
-        line += " (no ImageNet weights in torchvision's cache: they would replace it)"
-    run = history.attrs.get("run_dir")  # its name is the digest of the pretraining's settings
-    origin = f"labkit pretraining {run.name if run else settings.pretrain}"
-    return Pretrained(net.backbone, line, origin)
-
-
 def score_on_test(model: nn.Module, data: LabData, settings: Settings) -> float:
     """Top-1 accuracy of `model` on the test split (centre crops)."""
     loader = DataLoader(data.test, batch_size=settings.eval_batch_size)
@@ -272,7 +177,7 @@ class Comparison(NamedTuple):
 
 
 def train_and_compare(
-    lab: Lab,
+    lab: Lab[Settings],
     models: tuple[str, ...] = MODELS,
     *,
     root: str | os.PathLike | None = None,
@@ -289,38 +194,36 @@ def train_and_compare(
     two histories (`labkit.training.loop.fit`'s, one row per epoch), for its training curves. Prints
     the backbone's line; under torchrun every process trains its share and all return the same.
     """
-    from labkit.labs.birds import load_lab_birds
-    from labkit.models.summary import count_parameters
-    from labkit.training.memory import step_memory
-
-    s: Settings = lab.settings  # type: ignore[assignment]
+    s = lab.settings
     if distributed.is_main():  # written once, before the other processes read them
         load_lab_birds(s, root=root, verbose=False)
         load_lab_source(s, root=root, verbose=False)
     distributed.barrier()
-    backbone, line, origin = pretrained_backbone(
-        s, device=lab.device, runs_dir=lab.run_dir("source_backbone"), root=root,
-        progress=progress,
+    pretrained = pretrained_backbone(
+        s.backbone, s.width, s, s.pretrain, runs_dir=lab.run_dir("source_backbone"),
+        imagenet_weights=s.imagenet_weights, val_fraction=s.val_fraction, device=lab.device,
+        root=root, progress=progress,
     )  # fmt: skip
     if distributed.is_main():
-        print(line)
+        print(pretrained.line)
     data = load_lab_birds(s, root=root, verbose=distributed.is_main())
     train, val = carve_validation(data.train, s.val_fraction)
     rows, histories = [], {}
     for kind in models:
         seed_everything(lab.seed)
-        model = build_model(kind, copy.deepcopy(backbone), s, data.num_classes)
+        model = build_model(kind, copy.deepcopy(pretrained.model), s, data.num_classes)
         # channels-last is the layout cuDNN convolves fastest; the CPU path keeps the default
         layout = torch.channels_last if lab.device.type == "cuda" else torch.preserve_format
         model = model.to(lab.device, memory_format=layout)
-        first = train_stage(model, s.stage1, train, val, s, frozen=True,
-                            runs_dir=lab.run_dir(f"{kind}_stage1"),
-                            run_info={"backbone": origin},
+        model.set_frozen(True)  # stage 1: the head alone, the backbone without autograd
+        first = train_stage(model, s.stage1, train, val, s, runs_dir=lab.run_dir(f"{kind}_stage1"),
+                            run_info={"frozen": True, "backbone": pretrained.origin},
                             progress=progress, desc=f"{kind} stage 1")  # fmt: skip
         after_first = score_on_test(model, data, s)
-        second = train_stage(model, s.stage2, train, val, s, frozen=False,
+        model.set_frozen(False)  # stage 2: everything
+        second = train_stage(model, s.stage2, train, val, s,
                              runs_dir=lab.run_dir(f"{kind}_stage2"),
-                             run_info={"after": first.attrs["run_dir"].name},
+                             run_info={"frozen": False, "after": first.attrs["run_dir"].name},
                              progress=progress, desc=f"{kind} stage 2")  # fmt: skip
         images = torch.stack([data.train[i][0] for i in range(2)]).to(lab.device)
         labels = torch.tensor([data.train[i][1] for i in range(2)], device=lab.device)

@@ -14,19 +14,39 @@ Used in: 02_densenet_resnext.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from labkit.labs.digits import DigitsSettings
-from labkit.labs.session import Lab, start_lab
-from labkit.labs.settings import choose, shown_fields
+from labkit.config import seed_everything
+from labkit.labs.digits import DigitsSettings, digit_loaders, load_digits
+from labkit.labs.session import LabEntry
+from labkit.labs.settings import shown_fields
+from labkit.models import count_layers, count_parameters, densenet_bc, densenet_channels, resnext
+from labkit.models.diagrams import draw_dense_block, draw_resnext_forms
+from labkit.plots import plot_history, plot_image_grid
+from labkit.report import show_headline
+from labkit.training.callbacks import Checkpoints, ProgressBar
+from labkit.training.loop import fit
+from labkit.training.memory import step_memory
 from labkit.training.recipe import Recipe
 
-__all__ = [
-    "LAB",
-    "PROFILES",
-    "Settings",
-    "settings",
+__all__ = [  # what 02_densenet_resnext uses, and nothing else
+    "Checkpoints",
+    "ProgressBar",
+    "count_layers",
+    "count_parameters",
+    "densenet_bc",
+    "densenet_channels",
+    "digit_loaders",
+    "draw_dense_block",
+    "draw_resnext_forms",
+    "fit",
+    "load_digits",
+    "plot_history",
+    "plot_image_grid",
+    "resnext",
+    "seed_everything",
+    "show_headline",
     "start",
+    "step_memory",
 ]
 
 LAB = "02_densenet_resnext"
@@ -70,12 +90,5 @@ PROFILES = {
 }
 
 
-def settings(profile: str | None = None, **overrides: Any) -> Settings:
-    """Lab 02's settings for `profile` (default: chosen as `labkit.config.profile_name`), with
-    single fields overridden, e.g. `settings("full", training={"num_epochs": 5})`."""
-    return choose(PROFILES, profile, overrides)
-
-
-def start(profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab:
-    """The first cell of lab 02: seed, choose settings and device, print one line each."""
-    return start_lab(LAB, TEACHES, settings(profile, **overrides), seed=seed)
+ENTRY = LabEntry(LAB, TEACHES, PROFILES)
+settings, start = ENTRY.settings, ENTRY.start  # settings("full", training={"num_epochs": 5})

@@ -21,23 +21,30 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from labkit.config import seed_everything
-from labkit.labs.digits import DigitsSettings
-from labkit.labs.session import Lab, start_lab
-from labkit.labs.settings import choose, shown, shown_fields
+from labkit.labs.digits import DigitsSettings, load_digits
+from labkit.labs.session import LabEntry
+from labkit.labs.settings import shown, shown_fields
+from labkit.models import count_layers, count_parameters
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
+from labkit.plots import plot_history, plot_image_grid
+from labkit.report import show_headline
 from labkit.training.callbacks import Checkpoints, ProgressBar
 from labkit.training.loop import fit
+from labkit.training.metrics import accuracy
 from labkit.training.model_utils import eval_mode, model_device
 from labkit.training.recipe import Recipe
 from labkit.training.steps import Task
+from labkit.triplets.browser import error_browser
 from labkit.triplets.datasets import TripletDataset, triplet_forward
+from labkit.triplets.embeddings import embed, error_table, knn_classifier, knn_predict, project_2d
+from labkit.triplets.figures import plot_distance_histograms, plot_embedding_2d
+from labkit.triplets.gallery import plot_error_gallery, save_error_gallery
 from labkit.triplets.losses import (
     LossFn,
     margin_violations,
@@ -47,15 +54,29 @@ from labkit.triplets.losses import (
 )
 from labkit.triplets.samplers import PKSampler, TripletSampler, random_triplets
 
-__all__ = [
-    "LAB",
-    "PROFILES",
+__all__ = [  # what 03_facenet_knn uses, and nothing else
     "RECIPES",
-    "Settings",
+    "accuracy",
+    "count_layers",
+    "count_parameters",
+    "embed",
     "embedding_network",
+    "error_browser",
+    "error_table",
+    "knn_classifier",
+    "knn_predict",
+    "load_digits",
+    "plot_distance_histograms",
+    "plot_embedding_2d",
+    "plot_error_gallery",
+    "plot_history",
+    "plot_image_grid",
+    "project_2d",
+    "random_triplets",
     "recipe_loader",
-    "recipe_loss",
-    "settings",
+    "save_error_gallery",
+    "seed_everything",
+    "show_headline",
     "start",
     "train_embedding",
     "triplet_distances",
@@ -141,15 +162,8 @@ PROFILES = {
 }
 
 
-def settings(profile: str | None = None, **overrides: Any) -> Settings:
-    """Lab 03's settings for `profile` (default: chosen as `labkit.config.profile_name`), with
-    single fields overridden, e.g. `settings("full", training={"num_epochs": 2})`."""
-    return choose(PROFILES, profile, overrides)
-
-
-def start(profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab:
-    """The first cell of lab 03: seed, choose settings and device, print one line each."""
-    return start_lab(LAB, TEACHES, settings(profile, **overrides), seed=seed)
+ENTRY = LabEntry(LAB, TEACHES, PROFILES)
+settings, start = ENTRY.settings, ENTRY.start  # settings("full", training={"num_epochs": 2})
 
 
 RECIPES = ("random", "batch_hard", "semi_hard")

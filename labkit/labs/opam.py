@@ -19,19 +19,22 @@ Peng, He and Zhao, "Object-Part Attention Model for Fine-grained Image Classific
    on the validation split carved from training, as the paper chooses them.
 
 The backbone: VGG-16 with ImageNet weights when they are on disk; without them labkit
-pretrains the settings' backbone once on the synthetic source-task species, in the same runs
-folder as lab 04 (the same settings train it once for both labs). `cpu` and `smoke` use a narrow
-VGG with batch norm. The three networks train a fixed number of epochs on a cosine schedule,
-the last epoch kept: the validation split carved from training chooses only the fusion
-weights, never the test set; the synthetic birds' true boxes and parts only score what the
-attention found.
+pretrains the settings' backbone once on the synthetic source-task species, in this lab's runs
+folder (`labkit.labs.pretraining`; the cpu profile's backbone and pretraining are lab 04's).
+`cpu` and `smoke` use a narrow VGG with batch norm. The three networks train a fixed number of
+epochs on a cosine schedule, the last epoch kept: the validation split carved from training
+chooses only the fusion weights, never the test set; the synthetic birds' true boxes and parts
+only score what the attention found.
+
+The steps themselves live in the attention wing (`labkit.attention.pipeline`, `.evaluation`);
+this module holds the settings, passes their values to the steps, and exports exactly what
+the notebook uses.
 
 Used in: 05_opam.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -39,72 +42,82 @@ from typing import Any, NamedTuple
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
+from labkit.attention import evaluation, pipeline
 from labkit.attention.crops import BoxCrops
+from labkit.attention.evaluation import (
+    attention_view,
+    group_contents,
+    localised_share,
+    parts_cover,
+)
 from labkit.attention.figures import AttentionView
-from labkit.attention.filtering import filter_patches, patch_scores
-from labkit.attention.fusion import AUTHORS_WEIGHTS, choose_fusion_weights, fuse_scores
-from labkit.attention.part_alignment import (
-    PartNet,
-    assign_parts,
-    cluster_filters,
-    part_responses,
-)
-from labkit.attention.part_selection import object_constraint, select_parts
-from labkit.attention.proposals import propose_patches
-from labkit.attention.saliency import (
-    activation_maps,
-    captured_output,
-    class_activation_maps,
-    localisation_iou,
-    object_boxes,
-    scaled,
-)
+from labkit.attention.filtering import filter_patches
+from labkit.attention.part_alignment import PartNet
+from labkit.attention.part_selection import select_parts
+from labkit.attention.pipeline import SALIENCY, Attention, network_scores, new_classnet
+from labkit.attention.viewer import attention_viewer, render_attention
 from labkit.bilinear.heads import GAPNet
-from labkit.config import run_dir, seed_everything
+from labkit.config import seed_everything
 from labkit.data.birds import BirdTransform, CubDataset, carve_validation
 from labkit.data.datasets import LabData
-from labkit.labs.bcnn_hbp import Pretrained, pretrained_backbone
-from labkit.labs.birds import SOURCE_BIRDS, SYNTHETIC_BIRDS, BirdsSettings, load_lab_birds
-from labkit.labs.session import Lab, start_lab
-from labkit.labs.settings import choose, shown
-from labkit.training.model_utils import eval_mode, model_device
-from labkit.training.recipe import Stage, fit_stage
+from labkit.data.transforms import to_display_imagenet
+from labkit.labs.birds import (
+    SOURCE_BIRDS,
+    SYNTHETIC_BIRDS,
+    BirdsSettings,
+    load_lab_birds,
+    train_stage,
+)
+from labkit.labs.pretraining import BACKBONES, Pretrained, pretrained_backbone
+from labkit.labs.session import Lab, LabEntry
+from labkit.labs.settings import shown
+from labkit.models.res2net import res2net50_26w_4s, split_receptive_fields
+from labkit.models.summary import count_parameters
+from labkit.plots import plot_bird_grid, plot_history
+from labkit.report import show_headline
+from labkit.training.recipe import Recipe
 
-__all__ = [
-    "LAB",
-    "PROFILES",
-    "Attention",
-    "Settings",
+__all__ = [  # what 05_opam uses, and nothing else
+    "AttentionView",
+    "BoxCrops",
     "attention_view",
+    "attention_viewer",
     "candidate_parts",
     "choose_parts",
-    "locate",
-    "cam_layers",
+    "count_parameters",
+    "filter_patches",
     "fusion_table",
-    "last_convolution",
+    "group_contents",
+    "load_splits",
     "localised_share",
+    "locate",
     "network_scores",
     "new_classnet",
     "new_partnet",
+    "part_groups",
+    "parts_cover",
+    "patch_training_set",
+    "plot_bird_grid",
+    "plot_history",
     "pretrained",
     "propose",
-    "settings",
+    "render_attention",
+    "res2net50_26w_4s",
+    "score_patches",
+    "select_parts",
+    "show_headline",
+    "split_receptive_fields",
     "start",
-    "whole_images",
+    "to_display_imagenet",
+    "train_network",
 ]
 
 LAB = "05_opam"
 TEACHES = "object-part attention (OPAM): patches, CAM saliency, object box, parts, fusion"
-BACKBONES = ("vgg16", "small_vgg")
-# "cam": OPAM's class activation map of the predicted class, every profile's; "activation": the
-# class-agnostic sum of the last convolution's maps (SCDA), the notebook's comparison
-SALIENCY = ("cam", "activation")
 PROPOSAL_METHODS = ("auto", "selective_search", "multiscale")
 FUSION_CRITERIA = ("log_loss", "accuracy")
-SALIENCY_NAMES = {"cam": "class activation map", "activation": "summed activations"}
 
 
 @dataclass(frozen=True)
@@ -144,19 +157,19 @@ class Settings(BirdsSettings):
     fusion_folds: int = 5  # k of the k-fold cross-validation of the fusion weights
     fusion_step: float = 0.1  # grid step of the fusion weights
     fusion_criterion: str = "log_loss"  # what the folds choose by: "log_loss" or "accuracy"
-    pretrain: Stage = Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05,
-                            weight_decay=5e-4, schedule="cosine",
-                            label_smoothing=0.1)  # fmt: skip
+    pretrain: Recipe = Recipe(num_epochs=30, batch_size=32, accum_steps=1, lr=0.05,
+                              weight_decay=5e-4, schedule="cosine",
+                              label_smoothing=0.1, restore_best=True)  # fmt: skip
     # the networks train a fixed number of epochs on a cosine schedule: nothing is chosen on the
     # validation images, which choose the fusion weights
-    classnet: Stage = Stage(num_epochs=20, batch_size=16, accum_steps=2, lr=1e-3,
-                            weight_decay=1e-5, schedule="cosine")  # fmt: skip
-    patches: Stage = Stage(num_epochs=10, batch_size=16, accum_steps=2, lr=1e-3,
-                           weight_decay=1e-5, schedule="cosine")  # fmt: skip
-    objectnet: Stage = Stage(num_epochs=10, batch_size=16, accum_steps=2, lr=1e-3,
+    classnet: Recipe = Recipe(num_epochs=20, batch_size=16, accum_steps=2, lr=1e-3,
+                              weight_decay=1e-5, schedule="cosine")  # fmt: skip
+    patches: Recipe = Recipe(num_epochs=10, batch_size=16, accum_steps=2, lr=1e-3,
                              weight_decay=1e-5, schedule="cosine")  # fmt: skip
-    partnet: Stage = Stage(num_epochs=15, batch_size=8, accum_steps=4, lr=1e-3,
-                           weight_decay=1e-5, schedule="cosine")  # fmt: skip
+    objectnet: Recipe = Recipe(num_epochs=10, batch_size=16, accum_steps=2, lr=1e-3,
+                               weight_decay=1e-5, schedule="cosine")  # fmt: skip
+    partnet: Recipe = Recipe(num_epochs=15, batch_size=8, accum_steps=4, lr=1e-3,
+                             weight_decay=1e-5, schedule="cosine")  # fmt: skip
 
     def __post_init__(self) -> None:
         """Check field types (see `LabSettings`), the backbone's name and the thresholds."""
@@ -191,50 +204,43 @@ PROFILES = {
         profile="full", resize=512, crop=448, attention_size=448,
         synthetic=SYNTHETIC_BIRDS["full"], source=SOURCE_BIRDS["full"],
     ),
-    # the backbone, data sizes and pretraining are lab 04's cpu ones: one pretraining for both
+    # the backbone, data sizes and pretraining are lab 04's cpu ones: the same backbone
     "cpu": Settings(
         profile="cpu", backbone="small_vgg", width=24, resize=112, crop=96, attention_size=112,
         synthetic=SYNTHETIC_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"],
         proposals=16, patches_per_image=2, part_size=48,
-        pretrain=Stage(num_epochs=20, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
-                       schedule="cosine", label_smoothing=0.1),
-        classnet=Stage(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
+        pretrain=Recipe(num_epochs=20, batch_size=32, accum_steps=1, lr=0.05, weight_decay=5e-4,
+                        schedule="cosine", label_smoothing=0.1, restore_best=True),
+        classnet=Recipe(num_epochs=8, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                        schedule="cosine"),
+        patches=Recipe(num_epochs=2, batch_size=16, accum_steps=2, lr=0.002, weight_decay=1e-5,
                        schedule="cosine"),
-        patches=Stage(num_epochs=2, batch_size=16, accum_steps=2, lr=0.002, weight_decay=1e-5,
-                      schedule="cosine"),
-        objectnet=Stage(num_epochs=4, batch_size=16, accum_steps=2, lr=0.003,
-                        weight_decay=1e-5, schedule="cosine"),
-        partnet=Stage(num_epochs=6, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
-                      schedule="cosine"),
+        objectnet=Recipe(num_epochs=4, batch_size=16, accum_steps=2, lr=0.003,
+                         weight_decay=1e-5, schedule="cosine"),
+        partnet=Recipe(num_epochs=6, batch_size=16, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                       schedule="cosine"),
     ),
     "smoke": Settings(
         profile="smoke", backbone="small_vgg", width=8, resize=56, crop=48, attention_size=56,
         synthetic=SYNTHETIC_BIRDS["smoke"], source=SOURCE_BIRDS["smoke"], val_fraction=0.2,
         proposals=12, patches_per_image=1, part_size=32, fusion_folds=2, fusion_step=0.25,
         filter_threshold=0.2,
-        pretrain=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4,
-                       schedule="cosine"),
-        classnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5,
-                       schedule="cosine"),
-        patches=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5,
-                      schedule="cosine"),
-        objectnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5,
+        pretrain=Recipe(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4,
+                        schedule="cosine", restore_best=True),
+        classnet=Recipe(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5,
                         schedule="cosine"),
-        partnet=Stage(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5,
-                      schedule="cosine"),
+        patches=Recipe(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5,
+                       schedule="cosine"),
+        objectnet=Recipe(num_epochs=1, batch_size=4, accum_steps=2, lr=0.003, weight_decay=1e-5,
+                         schedule="cosine"),
+        partnet=Recipe(num_epochs=1, batch_size=4, accum_steps=2, lr=0.01, weight_decay=1e-5,
+                       schedule="cosine"),
     ),
 }  # fmt: skip
 
 
-def settings(profile: str | None = None, **overrides: Any) -> Settings:
-    """Lab 05's settings for `profile` (default: chosen as `labkit.config.profile_name`), with
-    single fields overridden, e.g. `settings("cpu", saliency_threshold=0.3)`."""
-    return choose(PROFILES, profile, overrides)
-
-
-def start(profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab:
-    """The first cell of lab 05: seed, choose settings and device, print one line each."""
-    return start_lab(LAB, TEACHES, settings(profile, **overrides), seed=seed)
+ENTRY = LabEntry(LAB, TEACHES, PROFILES)
+settings, start = ENTRY.settings, ENTRY.start  # settings("cpu", proposals=8); lab = start()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,120 +275,62 @@ def load_splits(settings: Settings, root: str | os.PathLike | None = None) -> Sp
                   whole_images(data.test, size))  # fmt: skip
 
 
-def stacked(dataset: Dataset, indices: list[int] | None = None) -> tuple[torch.Tensor, ...]:
-    """Some items of a dataset stacked field by field: images (M, 3, H, W), labels (M,), ..."""
-    items = [dataset[i] for i in (indices if indices is not None else range(len(dataset)))]
-    return tuple(
-        torch.stack([torch.as_tensor(item[k]) for item in items]) for k in range(len(items[0]))
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # networks
 
 
 def pretrained(
-    lab: Lab, *, root: str | os.PathLike | None = None, progress: bool = True
+    lab: Lab[Settings], *, root: str | os.PathLike | None = None, progress: bool = True
 ) -> Pretrained:
-    """The backbone every network of the lab starts from (see lab 04's `pretrained_backbone`):
-    VGG-16's ImageNet weights when on disk, else labkit's pretraining on the source species,
-    run once in lab 04's runs folder and shared by the two labs."""
-    s: Settings = lab.settings  # type: ignore[assignment]
-    runs = run_dir("04_bcnn_hbp", s.profile, "source_backbone")
-    return pretrained_backbone(s, device=lab.device, runs_dir=runs, root=root, progress=progress)
-
-
-def new_classnet(backbone: nn.Module, num_classes: int) -> GAPNet:
-    """ClassNet: a copy of `backbone` (labkit's `TapBackbone`), global average pooling of its
-    last map, one linear layer: the shape class activation maps need."""
-    return GAPNet(copy.deepcopy(backbone), num_classes)
+    """The backbone every network of the lab starts from (`labkit.labs.pretraining`): VGG-16's
+    ImageNet weights when on disk, else labkit's pretraining on the source species, run once
+    in this lab's runs folder (`source_backbone`)."""
+    s = lab.settings
+    return pretrained_backbone(
+        s.backbone, s.width, s, s.pretrain, runs_dir=lab.run_dir("source_backbone"),
+        imagenet_weights=s.imagenet_weights, val_fraction=s.val_fraction, device=lab.device,
+        root=root, progress=progress,
+    )  # fmt: skip
 
 
 def new_partnet(classnet: GAPNet, settings: Settings, num_classes: int) -> PartNet:
-    """PartNet: a copy of ClassNet's backbone shared by the n aligned part crops, their pooled
-    features concatenated slot by slot, a new linear layer (`labkit.attention.PartNet`)."""
-    backbone = copy.deepcopy(classnet.backbone)
-    return PartNet(backbone, backbone.channels[-1], settings.num_parts, num_classes)
-
-
-def cam_layers(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
-    """The layer whose output ClassNet's global average pooling reads, and its linear layer:
-    what class activation maps need (`labkit.attention.saliency_maps`)."""
-    if isinstance(model, GAPNet):
-        return model.backbone.features[-1], model.head.fc
-    if isinstance(getattr(model, "layer4", None), nn.Module) and isinstance(
-        getattr(model, "fc", None), nn.Linear
-    ):
-        return model.layer4, model.fc  # labkit's Res2Net, torchvision's ResNets: pool, then fc
-    raise TypeError(
-        f"{type(model).__name__} has no global-average-pool-plus-linear head: class activation "
-        "maps need one (labkit's GAPNet or Res2Net, torchvision's ResNets)"
-    )
-
-
-def last_convolution(model: nn.Module) -> nn.Conv2d:
-    """The last `nn.Conv2d` of a model: the filters OPAM clusters into part groups."""
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise TypeError(f"{type(model).__name__} has no convolution to cluster")
-    return convs[-1]
+    """PartNet on a copy of ClassNet's backbone for the settings' `num_parts` aligned part
+    crops (`labkit.attention.pipeline.new_partnet`)."""
+    return pipeline.new_partnet(classnet, settings.num_parts, num_classes)
 
 
 def train_network(
     model: nn.Module,
-    stage: Stage,
+    recipe: Recipe,
     train_set: Dataset,
     val_set: Dataset,
-    lab: Lab,
+    lab: Lab[Settings],
     name: str,
     run_info: dict[str, Any],
     *,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """One of the lab's networks, every parameter trained, through `labkit.training.loop.fit`
-    (`fit_stage`: SGD and the stage's schedule), checkpointed under the lab's runs folder in
-    `name`, keyed by `run_info` and the stage: a finished run only loads. The last epoch is
-    kept and nothing stops early: `val_set` is only watched, so that its scores stay honest for
+    """One of the lab's networks, every parameter trained for `recipe`, seeded with the lab's
+    seed (`labkit.labs.birds.train_stage`), checkpointed under the lab's runs folder in `name`,
+    keyed by `run_info` and the recipe: a finished run only loads. The last epoch is kept and
+    nothing stops early: `val_set` is only watched, so that its scores stay honest for
     choosing the fusion weights (`fusion_table`). Returns fit's history."""
-    s: Settings = lab.settings  # type: ignore[assignment]
     seed_everything(lab.seed)
-    workers = {"num_workers": s.num_workers, "persistent_workers": s.num_workers > 0}
-    generator = torch.Generator().manual_seed(lab.seed)
-    train_loader = DataLoader(train_set, batch_size=stage.batch_size, shuffle=True,
-                              generator=generator, **workers)  # fmt: skip
-    val_loader = DataLoader(val_set, batch_size=s.eval_batch_size, **workers)
-    return fit_stage(model, stage, train_loader, val_loader, parameters=model.parameters(),
-                     runs_dir=lab.run_dir(name), run_info={"seed": lab.seed, **run_info},
-                     progress=progress, desc=name, restore_best=False)  # fmt: skip
-
-
-def network_scores(model: nn.Module, dataset: Dataset, batch_size: int = 64) -> torch.Tensor:
-    """Soft-max scores (N, K) of `model` on every item of `dataset` (eval mode, no autograd,
-    the training flag restored)."""
-    device = model_device(model)
-    scores = []
-    with eval_mode(model), torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=batch_size):
-            scores.append(model(batch[0].to(device)).float().softmax(dim=1).cpu())
-    return torch.cat(scores)
+    return train_stage(model, recipe, train_set, val_set, lab.settings, runs_dir=lab.run_dir(name),
+                       run_info=run_info, seed=lab.seed, progress=progress, desc=name)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
-# patches
+# patches and attention, at the settings' sizes and thresholds (`labkit.attention.pipeline`)
 
 
 def propose(
     whole: Dataset, settings: Settings, *, progress: bool = True
 ) -> tuple[list[torch.Tensor], str]:
-    """Candidate patches of every whole image (`labkit.attention.propose_patches`), and the
-    method that made them ("selective search" or "multi-scale windows")."""
-    boxes, method = [], ""
-    for i in tqdm(range(len(whole)), desc="proposals", disable=not progress, leave=False):
-        found = propose_patches(whole[i][0], max_patches=settings.proposals,
-                                method=settings.proposal_method)  # fmt: skip
-        boxes.append(found.boxes)
-        method = found.method
-    return boxes, method
+    """Candidate patches of every whole image, `settings.proposals` each by the settings'
+    method, and the method that made them ("selective search" or "multi-scale windows")."""
+    return pipeline.propose(whole, max_patches=settings.proposals,
+                            method=settings.proposal_method, progress=progress)  # fmt: skip
 
 
 def score_patches(
@@ -395,98 +343,19 @@ def score_patches(
     progress: bool = True,
 ) -> list[torch.Tensor]:
     """For each whole image, the soft-max score of `classes[i]` for each of its patches,
-    resized to the training crop, scored in batches (`labkit.attention.patch_scores`)."""
-    scores: list[torch.Tensor] = []
-    loader = DataLoader(whole, batch_size=settings.eval_batch_size)
-    start = 0
-    for batch in tqdm(loader, desc="scoring patches", disable=not progress, leave=False):
-        stop = start + len(batch[0])
-        scores += patch_scores(
-            model,
-            batch[0],
-            boxes[start:stop],
-            classes[start:stop],
-            size=settings.crop,
-            batch_size=settings.patch_batch_size,
-        )
-        start = stop
-    return scores
+    resized to the training crop (`labkit.attention.pipeline.score_patches`)."""
+    return pipeline.score_patches(model, whole, boxes, classes, size=settings.crop,
+                                  batch_size=settings.eval_batch_size,
+                                  patch_batch_size=settings.patch_batch_size,
+                                  progress=progress)  # fmt: skip
 
 
-def patch_training_set(train: CubDataset, whole_train: CubDataset, kept: list[torch.Tensor],
-                       settings: Settings) -> Dataset:  # fmt: skip
-    """ClassNet's training data: the training images (random crops and flips) plus their kept
-    patches, each cut from the whole image and resized to the training crop (flipped at
-    random)."""
-    owners = [i for i, boxes in enumerate(kept) for _ in range(len(boxes))]
-    if not owners:
-        return train
-    boxes = torch.cat([b for b in kept if len(b)])
-    patches = BoxCrops(Subset(whole_train, owners), boxes, settings.crop, flip=True)
-    return ConcatDataset([train, patches])
-
-
-# ---------------------------------------------------------------------------------------------
-# attention
-
-
-@dataclass
-class Attention:
-    """What object- and part-level attention found on N whole images.
-
-    Attributes:
-        labels: (N,) the true labels (used to score, never to find anything).
-        probabilities: (N, K) ClassNet's soft-max scores of the whole images.
-        predicted: (N,) the class whose activation map was taken.
-        cams: (N, h, w) the class activation maps of the predicted class, and
-        activations: (N, h, w) the class-agnostic maps, both at the feature grid, in [0, 1];
-        maps: the one of the two the settings' `saliency` names, which found the boxes.
-        object_boxes: (N, 4) the boxes found; true_boxes (N, 4), true_parts (N, P, 3).
-        proposals: the candidate patches of each image; kept: those the filter kept (their
-            score for the predicted class, or the label for training images, passed it).
-        parts: (N, n, 4) the chosen parts in aligned order (slot k = part group k), and
-        candidates: (N,) how many patches passed the object constraint; both None until
-            `choose_parts`.
-    """
-
-    labels: torch.Tensor
-    probabilities: torch.Tensor
-    predicted: torch.Tensor
-    cams: torch.Tensor
-    activations: torch.Tensor
-    maps: torch.Tensor
-    object_boxes: torch.Tensor
-    true_boxes: torch.Tensor
-    true_parts: torch.Tensor
-    proposals: list[torch.Tensor]
-    kept: list[torch.Tensor]
-    parts: torch.Tensor | None = None
-    candidates: torch.Tensor | None = None
-
-    @property
-    def iou(self) -> torch.Tensor:
-        """(N,) the IoU of each found object box with the true box."""
-        return localisation_iou(self.object_boxes, self.true_boxes)
-
-    def saliency(self, i: int, size: tuple[int, int]) -> torch.Tensor:
-        """Image i's map upsampled (bilinear) to `size` (H, W), in [0, 1]."""
-        return _upsampled(self.maps[i : i + 1], size)[0]
-
-
-def _upsampled(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(N, h, w) maps in [0, 1] -> (N, H, W), bilinear."""
-    maps = nn.functional.interpolate(cams[:, None], size=size, mode="bilinear",
-                                     align_corners=False)[:, 0]  # fmt: skip
-    return maps.clamp(0.0, 1.0)
-
-
-def _features(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and the last convolution's maps (what global average pooling reads), on the CPU."""
-    feature_layer, _ = cam_layers(model)
-    device = model_device(model)
-    with torch.no_grad(), captured_output(feature_layer) as captured:
-        logits = model(images.to(device))
-    return logits.float().cpu(), captured[-1].float().cpu()
+def patch_training_set(
+    train: CubDataset, whole_train: CubDataset, kept: list[torch.Tensor], settings: Settings
+) -> Dataset:
+    """ClassNet's training data: the training images plus their kept patches, resized to the
+    training crop (`labkit.attention.pipeline.patch_training_set`)."""
+    return pipeline.patch_training_set(train, whole_train, kept, settings.crop)
 
 
 def locate(
@@ -498,76 +367,30 @@ def locate(
     use_labels: bool = False,
     progress: bool = True,
 ) -> Attention:
-    """Object-level attention on every whole image, and the patch filter.
-
-    For each image: ClassNet's class activation map of its predicted class and its
-    class-agnostic activation map (each scaled to [0, 1]), the object box (the largest region
-    of the settings' map, upsampled, at `settings.saliency_threshold`: `object_boxes`), and
-    the proposals whose soft-max score for the predicted class (the label's with
-    `use_labels`, for training images) passes `settings.filter_threshold`.
-    """
-    _, classifier = cam_layers(classnet)
-    keys = ("labels", "probabilities", "predicted", "cams", "activations", "object_boxes",
-            "true_boxes", "true_parts", "kept")  # fmt: skip
-    out: dict[str, list] = {k: [] for k in keys}
-    start = 0
-    loader = DataLoader(whole, batch_size=settings.eval_batch_size)
-    with eval_mode(classnet):
-        bar = tqdm(loader, desc="object attention", disable=not progress, leave=False)
-        for images, labels, boxes, true_parts in bar:
-            stop = start + len(images)
-            logits, features = _features(classnet, images)
-            predicted = logits.argmax(dim=1)
-            cams = class_activation_maps(features, classifier.weight.detach().float().cpu(),
-                                         predicted)  # fmt: skip
-            cams, activations = scaled(cams), scaled(activation_maps(features))
-            chosen = cams if settings.saliency == "cam" else activations
-            maps = _upsampled(chosen, tuple(images.shape[-2:]))
-            classes = labels if use_labels else predicted
-            scores = patch_scores(
-                classnet,
-                images,
-                proposals[start:stop],
-                classes,
-                size=settings.crop,
-                batch_size=settings.patch_batch_size,
-            )
-            out["kept"] += filter_patches(proposals[start:stop], scores,
-                                          threshold=settings.filter_threshold)  # fmt: skip
-            out["labels"].append(labels)
-            out["probabilities"].append(logits.softmax(dim=1))
-            out["predicted"].append(predicted)
-            out["cams"].append(cams)
-            out["activations"].append(activations)
-            out["object_boxes"].append(object_boxes(maps, settings.saliency_threshold))
-            out["true_boxes"].append(boxes)
-            out["true_parts"].append(true_parts)
-            start = stop
-    fields = {k: torch.cat(v) for k, v in out.items() if k != "kept"}
-    maps = fields["cams"] if settings.saliency == "cam" else fields["activations"]
-    return Attention(**fields, maps=maps, proposals=list(proposals), kept=out["kept"])
+    """Object-level attention on every whole image and the patch filter, with the settings'
+    saliency map, thresholds and batches (`labkit.attention.pipeline.locate`)."""
+    return pipeline.locate(
+        classnet, whole, proposals, size=settings.crop, saliency=settings.saliency,
+        threshold=settings.saliency_threshold, filter_threshold=settings.filter_threshold,
+        batch_size=settings.eval_batch_size, patch_batch_size=settings.patch_batch_size,
+        use_labels=use_labels, progress=progress,
+    )  # fmt: skip
 
 
-def localised_share(maps: torch.Tensor, true_boxes: torch.Tensor, threshold: float) -> float:
-    """The share of images that their maps localise: the object box of each (N, H, W) map at
-    `threshold` (`object_boxes`) has an IoU of at least 0.5 with its true box (N, 4)."""
-    boxes = object_boxes(maps, threshold)
-    return float((localisation_iou(boxes, true_boxes) >= 0.5).float().mean())
+def _part_rules(settings: Settings) -> dict[str, Any]:
+    """The settings' object constraint and number of parts, as the pipeline takes them."""
+    return {
+        "num_parts": settings.num_parts,
+        "min_iou": settings.min_iou,
+        "min_inside": settings.min_inside,
+        "max_candidates": settings.max_candidates,
+    }
 
 
 def candidate_parts(attention: Attention, i: int, settings: Settings) -> torch.Tensor:
-    """Image i's candidate parts: the kept patches that pass the object constraint
-    (`object_constraint` with the settings' min_iou, min_inside, max_candidates); when fewer
-    than n do, the proposals that pass it; when still too few, every proposal."""
-    box = attention.object_boxes[i]
-    for pool in (attention.kept[i], attention.proposals[i]):
-        if len(pool) >= settings.num_parts:
-            chosen = object_constraint(pool, box, min_iou=settings.min_iou,
-                                       min_inside=settings.min_inside,
-                                       max_parts=settings.max_candidates)  # fmt: skip
-            if len(chosen) >= settings.num_parts:
-                return pool[chosen]
-    return attention.proposals[i]
+    """Image i's candidate parts under the settings' object constraint
+    (`labkit.attention.pipeline.candidate_parts`)."""
+    return pipeline.candidate_parts(attention, i, **_part_rules(settings))
 
 
 def choose_parts(
@@ -579,98 +402,17 @@ def choose_parts(
     *,
     progress: bool = True,
 ) -> Attention:
-    """Part-level attention: for each image the best set of n candidate parts
-    (`candidate_parts`, then `select_parts` on the part score over the saliency map), aligned:
-    each part goes to the filter group (`groups`, from `part_groups`) whose channels respond
-    most inside it (`part_responses`, `assign_parts`). Fills `attention.parts` (slot k = group
-    k) and `attention.candidates`, and returns it."""
-    n = settings.num_parts
-    parts, counts = [], []
-    start = 0
-    loader = DataLoader(whole, batch_size=settings.eval_batch_size)
-    with eval_mode(classnet):
-        for batch in tqdm(loader, desc="part attention", disable=not progress, leave=False):
-            images = batch[0]
-            _, features = _features(classnet, images)
-            size = tuple(images.shape[-2:])
-            maps = _upsampled(attention.maps[start : start + len(images)], size)
-            for j in range(len(images)):
-                candidates = candidate_parts(attention, start + j, settings)
-                choice = select_parts(candidates, attention.object_boxes[start + j], maps[j], n=n)
-                responses = part_responses(features[j], choice.boxes, groups, n, size)
-                aligned = torch.empty(n, 4)
-                aligned[assign_parts(responses)] = choice.boxes.float()
-                parts.append(aligned)
-                counts.append(len(candidates))
-            start += len(images)
-    attention.parts, attention.candidates = torch.stack(parts), torch.tensor(counts)
-    return attention
-
-
-def attention_view(
-    attention: Attention,
-    whole: Dataset,
-    i: int,
-    class_names: tuple[str, ...],
-    saliency: str = "cam",
-) -> AttentionView:
-    """Everything found on image i, for `labkit.attention.viewer.attention_viewer` and
-    `render_attention`: proposals, kept patches, map, object and true boxes, aligned parts
-    (their slot is their group) and true part locations. `saliency` names the map the
-    attention used (the settings' `saliency`), for the figure's title."""
-    image = whole[i][0]
-    parts = attention.parts[i] if attention.parts is not None else None
-    return AttentionView(
-        image=image,
-        proposals=attention.proposals[i],
-        kept=attention.kept[i],
-        saliency=attention.saliency(i, tuple(image.shape[-2:])),
-        object_box=attention.object_boxes[i],
-        true_box=attention.true_boxes[i],
-        iou=float(attention.iou[i]),
-        parts=parts,
-        groups=None if parts is None else torch.arange(len(parts)),
-        true_parts=attention.true_parts[i],
-        label=class_names[int(attention.labels[i])],
-        predicted=class_names[int(attention.predicted[i])],
-        saliency_name=SALIENCY_NAMES[saliency],
-    )
+    """Part-level attention with the settings' number of parts and object constraint: fills
+    `attention.parts` and `attention.candidates` (`labkit.attention.pipeline.choose_parts`)."""
+    return pipeline.choose_parts(classnet, whole, attention, groups, **_part_rules(settings),
+                                 batch_size=settings.eval_batch_size,
+                                 progress=progress)  # fmt: skip
 
 
 def part_groups(classnet: nn.Module, settings: Settings, seed: int = 0) -> torch.Tensor:
-    """(C,) the part group of each filter of ClassNet's last convolution (spectral clustering
-    of their weights' cosine similarities into `num_parts` groups)."""
-    weight = last_convolution(classnet).weight.detach().cpu()
-    return cluster_filters(weight, settings.num_parts, seed=seed)
-
-
-def parts_cover(attention: Attention) -> pd.DataFrame:
-    """How the chosen parts sit on the true part locations, per image: how many of them hold
-    at least one visible true part location, and whether any / every one does."""
-    xy, visible = attention.true_parts[..., :2], attention.true_parts[..., 2] > 0  # (N, P, 2)
-    boxes = attention.parts  # (N, n, 4)
-    x, y = xy[:, None, :, 0], xy[:, None, :, 1]  # (N, 1, P)
-    inside = ((x >= boxes[..., 0:1]) & (x < boxes[..., 2:3]) & (y >= boxes[..., 1:2])
-              & (y < boxes[..., 3:4]) & visible[:, None])  # (N, n, P)  # fmt: skip
-    covering = inside.any(dim=2)  # (N, n)
-    return pd.DataFrame({
-        "parts holding a true part": covering.sum(dim=1).numpy(),
-        "any part": covering.any(dim=1).numpy(),
-        "every part": covering.all(dim=1).numpy(),
-    })  # fmt: skip
-
-
-def group_contents(attention: Attention, part_names: tuple[str, ...]) -> pd.DataFrame:
-    """For each part group (aligned slot), the share of images whose part in that slot holds
-    each true part location (rows: true parts, columns: groups)."""
-    xy, visible = attention.true_parts[..., :2], attention.true_parts[..., 2] > 0
-    boxes = attention.parts
-    x, y = xy[:, None, :, 0], xy[:, None, :, 1]
-    inside = ((x >= boxes[..., 0:1]) & (x < boxes[..., 2:3]) & (y >= boxes[..., 1:2])
-              & (y < boxes[..., 3:4]) & visible[:, None])  # (N, n, P)  # fmt: skip
-    share = inside.float().mean(dim=0).T.numpy()  # (P, n)
-    return pd.DataFrame(share, index=list(part_names),
-                        columns=[f"group {k}" for k in range(boxes.shape[1])])  # fmt: skip
+    """(C,) the part group of each filter of ClassNet's last convolution, `num_parts` groups
+    (`labkit.attention.pipeline.part_groups`)."""
+    return pipeline.part_groups(classnet, settings.num_parts, seed=seed)
 
 
 def fusion_table(
@@ -681,31 +423,8 @@ def fusion_table(
     settings: Settings,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, Any]:
-    """Test accuracy of each network, of the authors' fixed fusion and of the fusion whose
-    weights k-fold cross-validation chose on the validation split.
-
-    `val_scores` and `test_scores` map "ClassNet", "ObjectNet", "PartNet" to (N, K) soft-max
-    scores. Returns the table and the `FusionChoice`.
-    """
-    names = ("ClassNet", "ObjectNet", "PartNet")
-    choice = choose_fusion_weights([val_scores[k] for k in names], val_labels,
-                                   n_splits=settings.fusion_folds, step=settings.fusion_step,
-                                   seed=seed, softmax=False,
-                                   criterion=settings.fusion_criterion)  # fmt: skip
-    rows = []
-    for name in names:
-        weights = [1.0 if k == name else 0.0 for k in names]
-        rows.append((name, weights))
-    rows.append(("fusion, authors' weights", list(AUTHORS_WEIGHTS)))
-    rows.append(("fusion, cross-validated weights", [float(w) for w in choice.weights]))
-    table = []
-    for name, weights in rows:
-        fused = fuse_scores([test_scores[k] for k in names], weights, softmax=False)
-        val_fused = fuse_scores([val_scores[k] for k in names], weights, softmax=False)
-        table.append({
-            "scores": name,
-            "weights (ClassNet, ObjectNet, PartNet)": tuple(round(w, 2) for w in weights),
-            "validation acc": float((val_fused.argmax(1) == val_labels).float().mean()),
-            "test acc": float((fused.argmax(1) == test_labels).float().mean()),
-        })  # fmt: skip
-    return pd.DataFrame(table).set_index("scores"), choice
+    """Test accuracy of each network and of both fusions, the cross-validated weights chosen
+    with the settings' folds, grid step and criterion (`labkit.attention.evaluation`)."""
+    return evaluation.fusion_table(val_scores, val_labels, test_scores, test_labels,
+                                   folds=settings.fusion_folds, step=settings.fusion_step,
+                                   criterion=settings.fusion_criterion, seed=seed)  # fmt: skip

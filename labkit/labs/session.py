@@ -1,14 +1,24 @@
-"""The first cell of every lab: which lab, which profile, which device, one printed line each."""
+"""The first cell of every lab: which lab, which profile, which device, one printed line each.
+
+A lab module names itself once, `ENTRY = LabEntry(LAB, TEACHES, PROFILES)`, and takes its
+`settings` and `start` from it: `settings, start = ENTRY.settings, ENTRY.start`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import torch
 
 from labkit.config import device, run_dir, seed_everything
-from labkit.labs.settings import LabSettings
+from labkit.labs.settings import LabSettings, choose
+
+__all__ = ["MEANINGS", "SMOKE_LINE", "Lab", "LabEntry", "start_lab"]
+
+S = TypeVar("S", bound=LabSettings)
 
 SMOKE_LINE = (
     "smoke profile: a seconds-long check for CI; its numbers mean nothing "
@@ -26,11 +36,11 @@ SWITCH_LINE = (
 
 
 @dataclass(frozen=True)
-class Lab:
+class Lab(Generic[S]):
     """What a lab notebook runs with: its name, settings (for one profile), device and seed."""
 
     name: str
-    settings: LabSettings
+    settings: S
     device: torch.device
     seed: int = 0
 
@@ -55,14 +65,14 @@ def _device_line(dev: torch.device, profile: str) -> str:
     return line
 
 
-def start_lab(name: str, teaches: str, settings: LabSettings, *, seed: int = 0) -> Lab:
+def start_lab(name: str, teaches: str, settings: S, *, seed: int = 0) -> Lab[S]:
     """Seed everything, pick the device, and print what the lab teaches and runs on.
 
     Prints one line each: lab, profile (with the sizes its settings show), what the profile's
     numbers mean, how to switch, device; the smoke profile first prints a line saying its
     numbers mean nothing.
 
-    Used in: every lab module's `start` (the first code cell of every lab).
+    Used in: every lab module's `start` (`LabEntry.start`, the first code cell of every lab).
     """
     dev = device()
     seed_everything(seed)
@@ -74,3 +84,29 @@ def start_lab(name: str, teaches: str, settings: LabSettings, *, seed: int = 0) 
     print(SWITCH_LINE)
     print(_device_line(dev, settings.profile))
     return Lab(name=name, settings=settings, device=dev, seed=seed)
+
+
+@dataclass(frozen=True)
+class LabEntry(Generic[S]):
+    """A lab module's name, what it teaches and its settings per profile, with the two calls
+    its notebook starts with (`settings` and `start`), written once for every lab."""
+
+    name: str  # the notebook's name, e.g. "04_bcnn_hbp"; its runs live under it
+    teaches: str  # one line, printed by `start`
+    profiles: Mapping[str, S]  # one frozen settings instance per profile (smoke, cpu, full)
+
+    def settings(self, profile: str | None = None, **overrides: Any) -> S:
+        """The lab's settings for `profile` (default: chosen as `labkit.config.profile_name`),
+        with single fields overridden, e.g. `settings("cpu", num_epochs=2)`; a field holding a
+        training stage takes a dict of its changes (see `labkit.labs.settings.choose`).
+
+        Raises:
+            ValueError: an unknown profile or field name, or a value the settings refuse.
+            TypeError: a value of the wrong type.
+        """
+        return choose(self.profiles, profile, overrides)
+
+    def start(self, profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab[S]:
+        """The first cell of the lab: seed, choose settings (`settings(profile, **overrides)`)
+        and device, print one line each (see `start_lab`)."""
+        return start_lab(self.name, self.teaches, self.settings(profile, **overrides), seed=seed)

@@ -22,68 +22,89 @@ from __future__ import annotations
 
 import copy
 import os
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
-from torchvision.models import get_model_weights
 from torchvision.transforms import v2
-from tqdm.auto import tqdm
 
 from labkit.config import data_root, seed_everything, shown_path
-from labkit.data.birds import carve_validation, load_source_birds
+from labkit.data.birds import load_source_birds
 from labkit.data.photos import (
     SplitFolders,
     find_photo_folder,
     load_photo,
+    read_class_index,
     split_class_folder,
     synthetic_photo_folder,
 )
 from labkit.data.synthbirds import SynthBirdsSpec
-from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, photo_transform, scale_jitter
-from labkit.labs.birds import SOURCE_BIRDS, BirdsSettings, load_lab_source
-from labkit.labs.session import Lab, start_lab
-from labkit.labs.settings import choose, shown
-from labkit.models.vgg import VGG, VGG_CONFIGS, load_torchvision_weights, replace_head, vgg
-from labkit.training.metrics import top_k_error
-from labkit.training.recipe import Stage, fit_stage
-from labkit.vgg.dense_evaluation import dense_scores, fully_convolutional
-from labkit.vgg.multi_crop import crops_per_image, multi_crop_scores
-from labkit.vgg.receptive_field import receptive_field_table
+from labkit.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    photo_transform,
+    scale_jitter,
+    to_display_imagenet,
+)
+from labkit.labs.birds import SOURCE_BIRDS, BirdsSettings, early_stopping_note, train_stage
+from labkit.labs.pretraining import ImageNetWeights, Pretrained, pretrained
+from labkit.labs.session import LabEntry
+from labkit.labs.settings import shown
+from labkit.models.summary import count_parameters
+from labkit.models.vgg import (
+    VGG,
+    VGG_CONFIGS,
+    conv_stack,
+    load_torchvision_weights,
+    replace_head,
+    vgg,
+)
+from labkit.models.weights import vgg_weights
+from labkit.plots import plot_history
+from labkit.report import show_headline
+from labkit.training.recipe import Recipe
+from labkit.vgg import evaluation
+from labkit.vgg.dense_evaluation import class_score_map, fully_convolutional
+from labkit.vgg.evaluation import EvaluationSet, evaluation_scales, evaluation_set, window_grid
+from labkit.vgg.explorer import receptive_field_explorer, render_receptive_field
+from labkit.vgg.predict import plot_prediction, predict
+from labkit.vgg.receptive_field import layer_geometry, receptive_field_table
 
-__all__ = [
-    "LAB",
-    "PROFILES",
-    "Pretrained",
-    "Settings",
+__all__ = [  # what 01_vgg_receptive_fields uses, and nothing else
+    "VGG_CONFIGS",
     "build_vgg",
+    "class_score_map",
     "compare_evaluations",
+    "conv_stack",
+    "count_parameters",
     "early_stopping_note",
-    "EvaluationSet",
-    "evaluation_scales",
     "evaluation_sets",
     "fine_tune",
-    "train_from_scratch",
-    "find_vgg_weights",
+    "fully_convolutional",
+    "layer_geometry",
     "photo_datasets",
     "photo_split",
+    "plot_history",
+    "plot_prediction",
+    "predict",
     "pretrained_vgg",
-    "settings",
+    "read_class_index",
+    "receptive_field_explorer",
+    "receptive_field_table",
+    "render_receptive_field",
+    "show_headline",
     "start",
-    "trained_scale",
+    "to_display_imagenet",
+    "train_from_scratch",
+    "vgg",
     "window_grid",
 ]
 
 LAB = "01_vgg_receptive_fields"
 TEACHES = "VGG: output sizes, receptive fields, 3x3 stacks, dense and multi-crop evaluation"
-TORCHVISION_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}  # with weights
 
 # the five-class folder made from the synthetic birds when flower_photos is absent
 PHOTO_BIRDS = {
@@ -114,11 +135,12 @@ class Settings(BirdsSettings):
     scale_max: int = field(default=512, metadata=shown("{}]"))
     grid: int = field(default=5, metadata=shown("multi-crop {0} x {0}"))  # crops per scale
     eval_images: int | None = None  # source test images for dense vs multi-crop; None: all
-    pretrain: Stage = Stage(num_epochs=30, batch_size=32, accum_steps=1, lr=0.01,
-                            weight_decay=5e-4, schedule="cosine",
-                            label_smoothing=0.1)  # fmt: skip
-    finetune: Stage = Stage(num_epochs=20, batch_size=32, accum_steps=1, lr=0.01,
-                            weight_decay=5e-4, plateau_patience=3, patience=8)  # fmt: skip
+    pretrain: Recipe = Recipe(num_epochs=30, batch_size=32, accum_steps=1, lr=0.01,
+                              weight_decay=5e-4, schedule="cosine",
+                              label_smoothing=0.1, restore_best=True)  # fmt: skip
+    finetune: Recipe = Recipe(num_epochs=20, batch_size=32, accum_steps=1, lr=0.01,
+                              weight_decay=5e-4, schedule="plateau", plateau_patience=3,
+                              patience=8, restore_best=True)  # fmt: skip
 
     def __post_init__(self) -> None:
         """Check field types (see `LabSettings`), the configuration and the sizes.
@@ -156,32 +178,26 @@ PROFILES = {
         profile="cpu", config="A", batch_norm=True, width=16, hidden=256, dropout=0.1,
         init="he", resize=128, crop=96, scale_min=96, scale_max=128, grid=3,
         synthetic=SOURCE_BIRDS["cpu"], source=SOURCE_BIRDS["cpu"], photo_birds=PHOTO_BIRDS["cpu"],
-        pretrain=Stage(num_epochs=25, batch_size=32, accum_steps=1, lr=0.02, weight_decay=5e-4,
-                       schedule="cosine", label_smoothing=0.1),
-        finetune=Stage(num_epochs=8, batch_size=16, accum_steps=1, lr=0.01, weight_decay=5e-4,
-                       plateau_patience=2, patience=4),
+        pretrain=Recipe(num_epochs=25, batch_size=32, accum_steps=1, lr=0.02, weight_decay=5e-4,
+                        schedule="cosine", label_smoothing=0.1, restore_best=True),
+        finetune=Recipe(num_epochs=8, batch_size=16, accum_steps=1, lr=0.01, weight_decay=5e-4,
+                        plateau_patience=2, patience=4, schedule="plateau", restore_best=True),
     ),
     "smoke": Settings(
         profile="smoke", config="A", batch_norm=True, width=8, hidden=32, dropout=0.1,
         init="he", resize=96, crop=64, scale_min=96, scale_max=160, grid=2, eval_images=16,
         synthetic=SOURCE_BIRDS["smoke"], source=SOURCE_BIRDS["smoke"],
         photo_birds=PHOTO_BIRDS["smoke"],
-        pretrain=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4,
-                       schedule="cosine"),
-        finetune=Stage(num_epochs=1, batch_size=8, accum_steps=1, lr=0.01, weight_decay=5e-4),
+        pretrain=Recipe(num_epochs=1, batch_size=8, accum_steps=1, lr=0.05, weight_decay=5e-4,
+                        schedule="cosine", restore_best=True),
+        finetune=Recipe(num_epochs=1, batch_size=8, accum_steps=1, lr=0.01, weight_decay=5e-4,
+                        schedule="plateau", restore_best=True),
     ),
 }  # fmt: skip
 
 
-def settings(profile: str | None = None, **overrides: Any) -> Settings:
-    """Lab 01's settings for `profile` (default: chosen as `labkit.config.profile_name`), with
-    single fields overridden, e.g. `settings("cpu", width=32)`."""
-    return choose(PROFILES, profile, overrides)
-
-
-def start(profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab:
-    """The first cell of lab 01: seed, choose settings and device, print one line each."""
-    return start_lab(LAB, TEACHES, settings(profile, **overrides), seed=seed)
+ENTRY = LabEntry(LAB, TEACHES, PROFILES)
+settings, start = ENTRY.settings, ENTRY.start  # settings("cpu", width=32); lab = start()
 
 
 def build_vgg(settings: Settings, num_classes: int) -> VGG:
@@ -201,64 +217,23 @@ def build_vgg(settings: Settings, num_classes: int) -> VGG:
 
 def find_vgg_weights(settings: Settings) -> Path | None:
     """The ImageNet weights of the settings' VGG on disk: `settings.imagenet_weights` if it is
-    a file, else torchvision's cache (`torch.hub.get_dir()/checkpoints`); None when absent,
-    and always for widths other than 64 or configurations torchvision has no weights for
-    (A-LRN, C). Nothing is downloaded."""
+    a file, else its file under `<data>/weights` or in torchvision's cache (`vgg_weights(...)
+    .find()`); None when absent, and always for widths other than 64 or configurations
+    torchvision has no weights for (A-LRN, C). Nothing is downloaded."""
     if settings.width != 64 or settings.hidden != 4096:
         return None
     if settings.imagenet_weights is not None:
         path = Path(settings.imagenet_weights)
         return path if path.is_file() else None
-    name = TORCHVISION_NAMES.get(settings.config)
-    if name is None:
-        return None
-    weights = get_model_weights(name + ("_bn" if settings.batch_norm else "")).IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    return cached if cached.is_file() else None
+    weights = vgg_weights(settings.config, settings.batch_norm)
+    return None if weights is None else weights.find()
 
 
-class Pretrained(NamedTuple):
-    """The VGG fine-tuning starts from, as `pretrained_vgg` returns it."""
-
-    model: VGG
-    line: str  # which weights and what they cost, for people
-    origin: str  # what the weights come from, the same on every call: part of the run key
-    class_names: tuple[str, ...]  # the classes of its last layer
-    seconds: float = 0.0  # of labkit's pretraining (0 for ImageNet weights)
-
-
-def _loader(dataset: Dataset, batch_size: int, settings: Settings, shuffle: bool, seed: int):
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=settings.num_workers)  # fmt: skip
-
-
-def _train(
-    model: nn.Module,
-    stage: Stage,
-    train_set: Dataset,
-    val_set: Dataset,
-    settings: Settings,
-    *,
-    runs_dir: str | os.PathLike | None,
-    run_info: dict[str, Any],
-    seed: int,
-    progress: bool,
-    desc: str,
-) -> pd.DataFrame:
-    """Every layer of `model` trained for one stage through `labkit.training.loop.fit`, the best
-    validation epoch's weights kept; with `runs_dir`, a finished run only loads."""
-    return fit_stage(
-        model,
-        stage,
-        _loader(train_set, stage.batch_size, settings, shuffle=True, seed=seed),
-        _loader(val_set, settings.eval_batch_size, settings, shuffle=False, seed=seed),
-        parameters=model.parameters(),
-        runs_dir=runs_dir,
-        run_info={"seed": seed, **run_info},
-        progress=progress,
-        desc=desc,
-    )
+def _with_imagenet_weights(settings: Settings, path: Path) -> VGG:
+    """The settings' VGG (1,000 classes) holding torchvision's ImageNet weights from `path`."""
+    model = build_vgg(settings, 1000)
+    load_torchvision_weights(model, path)
+    return model
 
 
 def pretrained_vgg(
@@ -269,38 +244,22 @@ def pretrained_vgg(
     root: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Pretrained:
-    """The VGG fine-tuning starts from, a line saying which it is, its origin and classes.
+    """The VGG fine-tuning starts from, a line saying which it is, its origin and classes
+    (`labkit.labs.pretraining.pretrained`).
 
     With ImageNet weights on disk (`find_vgg_weights`), torchvision's VGG of the settings'
     configuration with them (1,000 classes). Otherwise the settings' VGG trained whole on the
-    source-task species (`load_lab_source`, split into train and validation); with `runs_dir`
-    the pretraining runs once and later calls load it.
+    source-task species (`settings.pretrain`, a tenth of each species for validation); with
+    `runs_dir` the pretraining runs once and later calls load it.
     """
-    weights = find_vgg_weights(settings)
-    if weights is not None:
-        model = build_vgg(settings, 1000)
-        load_torchvision_weights(model, weights)
-        classes = tuple(get_model_weights(TORCHVISION_NAMES[settings.config]).IMAGENET1K_V1
-                        .meta["categories"])  # fmt: skip
-        line = f"pretrained: VGG {settings.config} with ImageNet weights from {shown_path(weights)}"
-        origin = f"ImageNet weights {weights.name}, {weights.stat().st_size} bytes"
-        return Pretrained(model.to(device), line, origin, classes)
-    source = load_lab_source(settings, root=root, verbose=False)
-    train, val = carve_validation(source.train, 0.1)
-    seed_everything(0)
-    model = build_vgg(settings, source.num_classes).to(device)
-    history = _train(model, settings.pretrain, train, val, settings, runs_dir=runs_dir,
-                     run_info={"source": settings.source.version}, seed=0, progress=progress,
-                     desc="pretraining on the source species")  # fmt: skip
-    line = (
-        f"pretrained: VGG {settings.config} (width {settings.width}) trained by labkit on "
-        f"{source.num_classes} synthetic source species, none of them the lab's: "
-        f"{history['val_acc'].max():.1%} on their validation images after "
-        f"{history['seconds'].sum():.0f} s of training (no ImageNet weights on disk)"
-    )
-    run = history.attrs.get("run_dir")
-    origin = f"labkit pretraining {run.name if run else settings.pretrain}"
-    return Pretrained(model, line, origin, source.class_names, float(history["seconds"].sum()))
+    known = vgg_weights(settings.config)
+    weights = ImageNetWeights(f"VGG {settings.config}", find_vgg_weights(settings),
+                              lambda path: _with_imagenet_weights(settings, path),
+                              known.categories if known else ())  # fmt: skip
+    return pretrained(lambda num_classes: build_vgg(settings, num_classes), settings,
+                      settings.pretrain, name=f"VGG {settings.config} (width {settings.width})",
+                      runs_dir=runs_dir, weights=weights, role="network", val_fraction=0.1,
+                      device=device, root=root, progress=progress)  # fmt: skip
 
 
 def photo_split(
@@ -412,70 +371,8 @@ def _train_on_photos(
     validated on its validation folder; runs keyed by the split's folder name, not its path."""
     train, val = photo_datasets(split, settings)
     info = {**run_info, "photos": split.train.parent.name}
-    return _train(model, settings.finetune, train, val, settings, runs_dir=runs_dir,
-                  run_info=info, seed=seed, progress=progress, desc=desc)  # fmt: skip
-
-
-def evaluation_scales(scale_min: int, scale_max: int, crop: int) -> tuple[int, tuple[int, ...]]:
-    """The paper's test scales for a network trained on crops of images whose short side S was
-    `scale_min` (a fixed S: `scale_max` equal) or drawn from [scale_min, scale_max] (jittered).
-
-    Returns `(single, scales)`: the single test scale Q (section 4.1: S, or the middle of the
-    jitter's range) and the three of multi-scale evaluation (section 4.2: S - 32, S, S + 32 for a
-    fixed S; S_min, the middle and S_max for a jittered one). A scale smaller than the crop is
-    left out: no crop fits it, and dense evaluation needs a crop's worth of image.
-    """
-    if scale_min == scale_max:
-        single, scales = scale_min, (scale_min - 32, scale_min, scale_min + 32)
-    else:
-        single = (scale_min + scale_max) // 2
-        scales = (scale_min, single, scale_max)
-    return single, tuple(q for q in scales if q >= crop)
-
-
-def trained_scale(scale_min: int, scale_max: int) -> str:
-    """How a network's training scale reads: 'S = 112' or 'S in [96, 128]'."""
-    return f"S = {scale_min}" if scale_min == scale_max else f"S in [{scale_min}, {scale_max}]"
-
-
-class EvaluationSet(NamedTuple):
-    """A network and the images dense and multi-crop evaluation score it on, with the test
-    scales its training scale calls for, as `evaluation_sets` returns them."""
-
-    name: str  # which network on which images, short (the table's index)
-    model: VGG  # the network scored
-    images: torch.Tensor  # (N, 3, side, side) normalised, side = the largest test scale
-    labels: torch.Tensor  # (N,)
-    class_names: tuple[str, ...]
-    trained_at: str  # its training scale, e.g. "S = 112"
-    single: int  # the single test scale Q
-    scales: tuple[int, ...]  # the test scales of multi-scale evaluation
-    line: str  # all of it, for people
-
-
-def _spread(count: int, wanted: int | None) -> list[int]:
-    """`wanted` positions spread evenly over range(count) (all of them for None)."""
-    if wanted is None or wanted >= count:
-        return list(range(count))
-    return [int(i * count / wanted) for i in range(wanted)]
-
-
-def _scored(name: str, model: VGG, test: Dataset, names, scale_range, settings, what: str):
-    """An EvaluationSet of `model` on (spread) images of `test`, read at the largest scale."""
-    single, scales = evaluation_scales(*scale_range, settings.crop)
-    items = [test[i] for i in _spread(len(test), settings.eval_images)]
-    _, rule = evaluation_scales(*scale_range, 0)
-    left_out = sorted(set(rule) - set(scales))
-    line = (
-        f"scored: {what}: {len(items)} images; trained at {trained_scale(*scale_range)}, so "
-        f"tested at Q = {single} alone and at Q = {', '.join(map(str, rule))} together"
-        + (f" ({', '.join(map(str, left_out))} left out: below the {settings.crop}-pixel crop)"
-           if left_out else "")
-    )  # fmt: skip
-    images = torch.stack([item[0] for item in items])
-    labels = torch.tensor([int(item[1]) for item in items])
-    return EvaluationSet(name, model, images, labels, tuple(names),
-                         trained_scale(*scale_range), single, scales, line)  # fmt: skip
+    return train_stage(model, settings.finetune, train, val, settings, runs_dir=runs_dir,
+                       run_info=info, seed=seed, progress=progress, desc=desc)  # fmt: skip
 
 
 def evaluation_sets(
@@ -504,8 +401,9 @@ def evaluation_sets(
                                  verbose=False).test  # fmt: skip
         names = test.index.class_names
         what = f"the pretrained VGG on the {len(names)} source species' test images"
-        sets.append(_scored("pretrained, source species", pretrained.model, test, names, fixed,
-                            settings, what))  # fmt: skip
+        sets.append(evaluation_set("pretrained, source species", pretrained.model, test, names,
+                                   fixed, settings.crop, count=settings.eval_images,
+                                   what=what))  # fmt: skip
     jittered = (settings.scale_min, settings.scale_max)
     side = max(evaluation_scales(*jittered, settings.crop)[1])
     test = ImageFolder(split.val, photo_transform(side, side, train=False), loader=load_photo)
@@ -513,52 +411,10 @@ def evaluation_sets(
         f"the fine-tuned VGG on the {len(split.class_names)} photo classes' validation images "
         f"(top-5 error left out: {len(split.class_names)} classes)"
     )
-    sets.append(_scored("fine-tuned, photos", fine_tuned, test, split.class_names, jittered,
-                        settings, what))  # fmt: skip
+    sets.append(evaluation_set("fine-tuned, photos", fine_tuned, test, split.class_names,
+                               jittered, settings.crop, count=settings.eval_images,
+                               what=what))  # fmt: skip
     return sets
-
-
-def _resized(images: torch.Tensor, size: int) -> torch.Tensor:
-    return v2.functional.resize(images, [size], antialias=True)
-
-
-def window_grid(features: nn.Module, scales: Sequence[int], grid: int) -> pd.DataFrame:
-    """Where dense evaluation's windows sit at each test scale Q (one row per scale).
-
-    Columns: the last feature map's side, Q / jump (its side before the floors), the windows
-    per side (grid x grid each), and how many pixels the centre of the windows' grid lies above
-    and left of the image's centre (0 when Q is a multiple of the jump: the floors drop
-    nothing).
-    """
-    rows = {}
-    for q in scales:
-        last = receptive_field_table(features, q).iloc[-1]
-        side, jump, first = int(last["output size"]), int(last["jump"]), last["first centre"]
-        windows = side - grid + 1
-        centre = first + ((grid - 1) / 2 + (windows - 1) / 2) * jump
-        rows[q] = {"last map": side, "Q / jump": q / jump, "windows per side": windows,
-                   "grid's centre off by (px)": q / 2 - centre}  # fmt: skip
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("test scale Q")
-
-
-def early_stopping_note(history: pd.DataFrame) -> str:
-    """Which epoch's weights early stopping kept (the best validation accuracy, the first of
-    equals), and, when that is epoch 1 of a curve that went down and up again after it, that
-    the network kept is the one after a single epoch."""
-    acc = history["val_acc"].to_numpy()
-    best = int(acc.argmax())
-    later = acc[best + 1 :]
-    note = f"early stopping kept epoch {best + 1} of {len(acc)} ({acc[best]:.1%} on validation)"
-    steps = later[1:] - later[:-1]
-    if best == 0 and (steps < 0).any() and (steps > 0).any():
-        shown = ", ".join(f"{a:.1%}" for a in later)
-        note += (
-            f": after it the validation accuracy swung ({shown}) without beating it, so the "
-            "network kept is the one after a single epoch of fine-tuning"
-        )
-    elif len(later):
-        note += f"; the {len(later)} epochs after it reached {later.max():.1%} at best"
-    return note
 
 
 def compare_evaluations(
@@ -569,69 +425,10 @@ def compare_evaluations(
     batch_size: int = 32,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Top-1 and top-5 error and seconds of five ways to score the same images:
-
-    - one centre crop at the single test scale;
-    - dense evaluation at the single test scale (the fully convolutional net on the whole
-      image, its class-score map averaged);
-    - dense at all test scales, with flips (posteriors averaged);
-    - multi-crop: a `grid` x `grid` grid of crops at all test scales, with flips;
-    - dense and multi-crop together (their posteriors averaged), as the paper combines them.
-
-    The top-5 error is NaN for five classes or fewer (it is 0 by definition). `device`: where
-    the images go (default: the model's).
-    """
-    model = scored.model
-    device = device if device is not None else next(model.parameters()).device
-    images, labels = scored.images.to(device), scored.labels.to(device)
-    fc = fully_convolutional(model).to(device)
-    single, scales = scored.single, scored.scales
-    rows: dict[str, tuple[str, int, float]] = {}
-    posteriors: dict[str, torch.Tensor] = {}
-
-    def dense(qs: tuple[int, ...], flip: bool) -> torch.Tensor:
-        per_scale = []  # (N, num_classes) posteriors at each scale, averaged below
-        for q in qs:
-            chunks = [dense_scores(fc, _resized(images[i : i + batch_size], q), flip=flip)
-                      for i in range(0, len(images), batch_size)]  # fmt: skip
-            per_scale.append(torch.cat(chunks))
-        return torch.stack(per_scale).mean(dim=0)
-
-    def crops(qs: tuple[int, ...], grid: int, flip: bool) -> torch.Tensor:
-        return multi_crop_scores(model, images, scales=qs, crop=settings.crop, grid=grid,
-                                 flip=flip, batch_size=batch_size)  # fmt: skip
-
-    every = ", ".join(map(str, scales))
-    ways = {
-        "centre crop, single scale": (str(single), lambda: crops((single,), 1, False), 1),
-        "dense, single scale": (str(single), lambda: dense((single,), False), 1),
-        "dense, all scales + flips": (every, lambda: dense(scales, True), 2 * len(scales)),
-        "multi-crop, all scales + flips": (
-            every,
-            lambda: crops(scales, settings.grid, True),
-            crops_per_image(settings.grid, scales, True),
-        ),
-    }
-    times: dict[str, float] = {}
-    for name, (qs, score, passes) in tqdm(ways.items(), desc="evaluations", disable=not progress):
-        begin = time.perf_counter()
-        posteriors[name] = score()
-        times[name] = time.perf_counter() - begin
-        rows[name] = (qs, passes, times[name])
-    both = ("dense, all scales + flips", "multi-crop, all scales + flips")
-    posteriors["dense + multi-crop"] = (posteriors[both[0]] + posteriors[both[1]]) / 2
-    rows["dense + multi-crop"] = (every, rows[both[0]][1] + rows[both[1]][1],
-                                  times[both[0]] + times[both[1]])  # fmt: skip
-    top5 = len(scored.class_names) > 5
-    return pd.DataFrame(
-        {
-            "test scales Q": [rows[n][0] for n in rows],
-            "top-1 error": [top_k_error(posteriors[n], labels, 1) for n in rows],
-            "top-5 error": [
-                top_k_error(posteriors[n], labels, 5) if top5 else float("nan") for n in rows
-            ],
-            "forward passes per image": [rows[n][1] for n in rows],
-            "seconds": [rows[n][2] for n in rows],
-        },
-        index=pd.Index(list(rows), name="evaluation"),
-    )
+    """Top-1 and top-5 error and seconds of five ways to score the same images, with the
+    settings' crop and multi-crop grid (`labkit.vgg.evaluation.compare_evaluations`): centre
+    crop and dense at the single test scale, dense and multi-crop at all scales with flips,
+    and both together."""
+    return evaluation.compare_evaluations(scored, crop=settings.crop, grid=settings.grid,
+                                          device=device, batch_size=batch_size,
+                                          progress=progress)  # fmt: skip

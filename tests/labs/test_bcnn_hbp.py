@@ -4,8 +4,6 @@ recipe returns, and what the HBP heads keep for backward (the notebook's memory 
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from torch import nn
 from labkit.bilinear.heads import HBPHead
 from labkit.data.birds import carve_validation
 from labkit.labs import bcnn_hbp as l4
-from labkit.labs.birds import load_lab_birds
+from labkit.labs.birds import load_lab_birds, train_stage
+from labkit.labs.pretraining import new_backbone
 
 
 def test_profiles_keep_the_authors_recipe_in_full() -> None:
@@ -55,33 +54,29 @@ def test_validation_is_carved_from_training_by_class(tmp_path: Path) -> None:
 def test_two_stages_run_and_a_second_call_loads(tmp_path: Path, capsys) -> None:
     s = l4.settings("smoke")
     runs = tmp_path / "runs"
-    backbone, line, origin = l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path,
-                                                    progress=False)  # fmt: skip
-    assert "pretrained by labkit on 4 synthetic source species" in line
-    assert origin.startswith("labkit pretraining ")
+    backbone = new_backbone(s.backbone, s.width)
     data = load_lab_birds(s, root=tmp_path, verbose=False)
     train, val = carve_validation(data.train, s.val_fraction)
-    model = l4.build_model("hbp", copy.deepcopy(backbone), s, data.num_classes)
+    model = l4.build_model("hbp", backbone, s, data.num_classes)
     frozen_before = [p.detach().clone() for p in model.backbone.parameters()]
-    h1 = l4.train_stage(model, s.stage1, train, val, s, frozen=True, runs_dir=runs / "one",
-                        progress=False)  # fmt: skip
+    model.set_frozen(True)
+    h1 = train_stage(model, s.stage1, train, val, s, runs_dir=runs / "one", progress=False)
     assert all(
         (a == b).all() for a, b in zip(frozen_before, model.backbone.parameters(), strict=True)
     )  # stage 1 leaves the backbone as it was
-    h2 = l4.train_stage(model, s.stage2, train, val, s, frozen=False, runs_dir=runs / "two",
-                        run_info={"after": h1.attrs["run_dir"].name}, progress=False)  # fmt: skip
+    model.set_frozen(False)
+    h2 = train_stage(model, s.stage2, train, val, s, runs_dir=runs / "two",
+                     run_info={"after": h1.attrs["run_dir"].name}, progress=False)  # fmt: skip
     assert any(
         not (a == b).all() for a, b in zip(frozen_before, model.backbone.parameters(), strict=True)
     )  # stage 2 fine-tunes it
     assert 0 <= l4.score_on_test(model, data, s) <= 1
-    capsys.readouterr()
-    again = l4.pretrained_backbone(s, runs_dir=runs / "source", root=tmp_path, progress=False)
-    assert "finished earlier" in capsys.readouterr().out  # pretraining runs once
-    assert again.origin == origin  # the same backbone keys stage 1 the same way
-    other = l4.settings("smoke", pretrain=dataclasses.replace(s.pretrain, lr=0.02))
-    moved = l4.pretrained_backbone(other, runs_dir=runs / "source", root=tmp_path, progress=False)
-    assert moved.origin != origin  # another pretraining: stage 1 will not resume the old one
     assert len(h2) == s.stage2.num_epochs
+    capsys.readouterr()
+    again = train_stage(model, s.stage2, train, val, s, runs_dir=runs / "two",
+                        run_info={"after": h1.attrs["run_dir"].name}, progress=False)  # fmt: skip
+    assert "finished earlier" in capsys.readouterr().out  # a finished stage only loads
+    assert again["seconds"].tolist() == h2["seconds"].tolist()
 
 
 def test_command_line_recipe_prints_and_writes_the_table(

@@ -1,7 +1,10 @@
 """Lab 05's module: settings per profile, the whole images, object and part attention on the
-smoke profile's synthetic birds with a small untrained ClassNet, what the parts cover, fusion."""
+smoke profile's synthetic birds with a small untrained ClassNet through the lab's settings, the
+fusion table, and the pretraining in the lab's own runs folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +18,7 @@ from labkit.models.backbones import small_vgg_backbone
 def test_profiles() -> None:
     full, cpu = l5.settings("full"), l5.settings("cpu")
     assert (full.backbone, full.attention_size, full.num_parts) == ("vgg16", 448, 2)
-    lab04 = lab04_settings("cpu")  # one pretraining serves labs 04 and 05
+    lab04 = lab04_settings("cpu")  # the same backbone and pretraining as lab 04's
     for name in ("backbone", "width", "resize", "crop", "pretrain", "source", "val_fraction"):
         assert getattr(cpu, name) == getattr(lab04, name), name
     with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
@@ -86,33 +89,6 @@ def test_the_view_of_one_image_holds_everything_found(smoke) -> None:
     assert view.iou == pytest.approx(float(attention.iou[1]))
 
 
-def _attention(parts: torch.Tensor, true_parts: torch.Tensor) -> l5.Attention:
-    n = len(parts)
-    return l5.Attention(
-        labels=torch.zeros(n, dtype=torch.long), probabilities=torch.ones(n, 1),
-        predicted=torch.zeros(n, dtype=torch.long), cams=torch.zeros(n, 2, 2),
-        activations=torch.zeros(n, 2, 2), maps=torch.zeros(n, 2, 2),
-        object_boxes=torch.zeros(n, 4), true_boxes=torch.zeros(n, 4), true_parts=true_parts,
-        proposals=[torch.zeros(0, 4)] * n, kept=[torch.zeros(0, 4)] * n, parts=parts,
-    )  # fmt: skip
-
-
-def test_parts_cover_and_group_contents_count_true_parts_inside_each_slot() -> None:
-    parts = torch.tensor([[[0.0, 0, 10, 10], [10, 10, 20, 20]],
-                          [[0.0, 0, 5, 5], [30, 30, 40, 40]]])  # fmt: skip
-    true_parts = torch.tensor([[[2.0, 2, 1], [15, 15, 1], [15, 15, 0]],
-                               [[2.0, 2, 1], [15, 15, 1], [35, 35, 0]]])  # fmt: skip
-    attention = _attention(parts, true_parts)
-    cover = l5.parts_cover(attention)
-    assert cover["parts holding a true part"].tolist() == [2, 1]
-    assert cover["any part"].tolist() == [True, True]
-    assert cover["every part"].tolist() == [True, False]  # the invisible one does not count
-    contents = l5.group_contents(attention, ("beak", "tail", "leg"))
-    assert contents.loc["beak"].tolist() == [1.0, 0.0]
-    assert contents.loc["tail"].tolist() == [0.0, 0.5]
-    assert contents.loc["leg"].tolist() == [0.0, 0.0]
-
-
 def test_candidate_parts_fall_back_when_too_few_pass(smoke) -> None:
     s, _, _, attention, _ = smoke
     attention.kept[0] = torch.zeros(0, 4)  # nothing kept: the proposals inside the object
@@ -122,46 +98,28 @@ def test_candidate_parts_fall_back_when_too_few_pass(smoke) -> None:
     assert all((proposed == c).all(dim=1).any() for c in candidates)
 
 
-def test_localised_share_counts_the_boxes_with_iou_of_at_least_a_half() -> None:
-    maps = torch.zeros(3, 10, 10)
-    maps[0, 2:6, 3:7] = 1.0  # the box (3, 2, 7, 6): the true box
-    maps[1, 0:2, 0:2] = 1.0  # far from its true box
-    maps[2, 2:6, 3:7], maps[2, 2, 3] = 0.9, 0.1  # one pixel below the threshold: same box
-    true_boxes = torch.tensor([[3.0, 2, 7, 6], [5, 5, 10, 10], [3, 2, 7, 6]])
-    assert l5.localised_share(maps, true_boxes, 0.5) == pytest.approx(2 / 3)
-    assert l5.localised_share(maps[:2], true_boxes[:2], 0.5) == 0.5
+def test_fusion_table_takes_the_settings_folds_and_grid() -> None:
+    s = l5.settings("smoke", fusion_step=0.5)
+    labels = torch.arange(8) % 2
+    scores = dict.fromkeys(("ClassNet", "ObjectNet", "PartNet"), torch.eye(2)[labels])
+    table, choice = l5.fusion_table(scores, labels, scores, labels, s)
+    assert len(choice.folds) == s.fusion_folds == 2
+    assert all(float(w) in (0.0, 0.5, 1.0) for w in choice.weights)  # the settings' grid
+    assert (table["test acc"] == 1.0).all() and len(table) == 5
 
 
-def test_fusion_table_compares_networks_and_both_fusions() -> None:
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, 5, (60,), generator=generator)
-    right = torch.nn.functional.one_hot(labels, 5).float() * 0.6 + 0.08
-    noise = torch.rand(60, 5, generator=generator).softmax(dim=1)
-    scores = {"ClassNet": noise, "ObjectNet": noise.flip(0), "PartNet": right}
-    table, choice = l5.fusion_table(scores, labels, scores, labels, l5.settings("smoke"))
-    assert list(table.index) == ["ClassNet", "ObjectNet", "PartNet", "fusion, authors' weights",
-                                 "fusion, cross-validated weights"]  # fmt: skip
-    assert table.loc["PartNet", "test acc"] == 1.0
-    assert table.loc["fusion, cross-validated weights", "test acc"] == 1.0
-    assert table.loc["fusion, authors' weights", "weights (ClassNet, ObjectNet, PartNet)"] == (
-        0.5, 0.3, 0.2,
-    )  # fmt: skip
-    assert len(choice.folds) == l5.settings("smoke").fusion_folds
-
-
-def test_a_res2net_serves_as_classnet_for_class_activation_maps() -> None:
-    from labkit.attention.saliency import captured_output, class_activation_maps
-    from labkit.models.res2net import res2net
-
-    torch.manual_seed(0)
-    model = res2net(num_classes=4).eval()  # the narrow Res2Net: 26w x 4s, base width 16
-    feature_layer, classifier = l5.cam_layers(model)
-    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad(), captured_output(feature_layer) as maps:
-        logits = model(images)
-    cams = class_activation_maps(maps[-1], classifier.weight, logits.argmax(dim=1))
-    picked = logits.max(dim=1).values - classifier.bias[logits.argmax(dim=1)]
-    torch.testing.assert_close(cams.mean(dim=(1, 2)), picked, rtol=1e-4, atol=1e-5)
-    assert isinstance(l5.last_convolution(model), torch.nn.Conv2d)
-    with pytest.raises(TypeError, match="no global-average-pool-plus-linear head"):
-        l5.cam_layers(torch.nn.Linear(2, 2))
+def test_pretraining_runs_in_lab_05s_own_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("LABKIT_RUNS", str(tmp_path / "runs"))
+    lab = l5.start("smoke")
+    backbone = l5.pretrained(lab, progress=False)
+    assert backbone.line.startswith("backbone: small_vgg pretrained by labkit")
+    (run,) = (tmp_path / "runs" / "05_opam" / "smoke" / "source_backbone").iterdir()
+    assert backbone.origin == f"labkit pretraining {run.name}"
+    assert not (tmp_path / "runs" / "04_bcnn_hbp").exists()  # never lab 04's folder
+    classnet = l5.new_classnet(backbone.model, 4)
+    history = l5.train_network(classnet, lab.settings.classnet, *l5.load_splits(lab.settings)[1:3],
+                               lab, "classnet", {"backbone": backbone.origin},
+                               progress=False)  # fmt: skip
+    assert len(history) == lab.settings.classnet.num_epochs  # a fixed budget, the last kept
+    assert (tmp_path / "runs" / "05_opam" / "smoke" / "classnet").is_dir()

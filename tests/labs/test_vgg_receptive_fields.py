@@ -11,6 +11,7 @@ import torch
 
 from labkit.data.photos import read_class_index
 from labkit.labs import vgg_receptive_fields as l1
+from labkit.labs.pretraining import Pretrained
 from labkit.models.vgg import vgg
 
 
@@ -26,16 +27,6 @@ def test_full_profile_is_the_handouts_recipe() -> None:
     for profile in ("full", "cpu", "smoke"):  # the fixed S of pretraining is crop + 32
         s = l1.settings(profile)
         assert s.crop % 32 == 0 and s.scale_min >= s.crop and s.resize == s.crop + 32
-
-
-def test_test_scales_follow_the_paper() -> None:
-    # section 4.2: S - 32, S, S + 32 for a fixed S; S_min, the middle, S_max for a jittered one
-    assert l1.evaluation_scales(256, 256, 224) == (256, (224, 256, 288))
-    assert l1.evaluation_scales(384, 384, 224) == (384, (352, 384, 416))
-    assert l1.evaluation_scales(256, 512, 224) == (384, (256, 384, 512))
-    assert l1.evaluation_scales(112, 112, 96) == (112, (112, 144))  # no 96 crop fits 80
-    assert l1.trained_scale(128, 128) == "S = 128"
-    assert l1.trained_scale(96, 128) == "S in [96, 128]"
 
 
 @pytest.mark.parametrize(
@@ -145,7 +136,7 @@ def test_what_is_scored_depends_on_the_pretraining(tmp_path: Path) -> None:
     split = l1.photo_split(s, root=tmp_path, verbose=False)
     source = l1.build_vgg(s, num_classes=4)
     fine = l1.build_vgg(s, num_classes=5)
-    on_source = l1.Pretrained(source, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
+    on_source = Pretrained(source, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
     pre, tuned = l1.evaluation_sets(on_source, fine, split, s, root=tmp_path)
     assert pre.model is source and len(pre.class_names) == 4 and pre.trained_at == "S = 96"
     assert (pre.single, pre.scales) == (96, (64, 96, 128))  # S = resize, fixed
@@ -158,7 +149,7 @@ def test_what_is_scored_depends_on_the_pretraining(tmp_path: Path) -> None:
     assert tuned.model is fine and tuned.class_names == split.class_names
     assert tuned.trained_at == "S in [96, 160]" and tuned.scales == (96, 128, 160)
     assert tuned.images.shape == (5, 3, 160, 160)  # all 5 validation photos
-    on_imagenet = l1.Pretrained(source, "", "ImageNet weights vgg11.pth, 1 bytes", ("x",) * 1000)
+    on_imagenet = Pretrained(source, "", "ImageNet weights vgg11.pth, 1 bytes", ("x",) * 1000)
     (only,) = l1.evaluation_sets(on_imagenet, fine, split, s, root=tmp_path)
     assert only.model is fine and "photo classes' validation images" in only.line
 
@@ -167,7 +158,7 @@ def test_a_scale_below_the_crop_is_left_out_and_said(tmp_path: Path) -> None:
     s = l1.settings("smoke", resize=64, eval_images=2)
     split = l1.photo_split(s, root=tmp_path, verbose=False)
     model = l1.build_vgg(s, num_classes=4)
-    pretrained = l1.Pretrained(model, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
+    pretrained = Pretrained(model, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
     pre = l1.evaluation_sets(pretrained, model, split, s, root=tmp_path)[0]
     assert pre.scales == (64, 96) and "(32 left out: below the 64-pixel crop)" in pre.line
 
@@ -176,7 +167,7 @@ def test_evaluation_table_scores_the_same_images_five_ways(tmp_path: Path) -> No
     s = l1.settings("smoke", eval_images=6)
     torch.manual_seed(0)
     model = l1.build_vgg(s, num_classes=4).eval()
-    pretrained = l1.Pretrained(model, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
+    pretrained = Pretrained(model, "", "labkit pretraining 1234", ("a", "b", "c", "d"))
     split = l1.photo_split(s, root=tmp_path, verbose=False)
     pre, tuned = l1.evaluation_sets(pretrained, l1.build_vgg(s, 5), split, s, root=tmp_path)
     table = l1.compare_evaluations(pre, s, batch_size=5, progress=False)
@@ -222,22 +213,3 @@ def test_pixels_past_the_last_window_still_reach_the_logits() -> None:
     grad = image.grad.abs().sum(dim=(0, 1))
     assert grad[-16:].sum() > 0 and grad[:, -16:].sum() > 0
     assert (grad[-1] > 0).any() and (grad[:, -1] > 0).any()
-
-
-def test_early_stopping_note_says_when_epoch_1_was_kept() -> None:
-    import pandas as pd
-
-    swung = pd.DataFrame({"val_acc": [0.983, 0.883, 0.65, 0.833, 0.917]})
-    assert l1.early_stopping_note(swung) == (
-        "early stopping kept epoch 1 of 5 (98.3% on validation): after it the validation "
-        "accuracy swung (88.3%, 65.0%, 83.3%, 91.7%) without beating it, so the network kept is "
-        "the one after a single epoch of fine-tuning"
-    )
-    rising = pd.DataFrame({"val_acc": [0.5, 0.7, 0.6, 0.65]})
-    assert l1.early_stopping_note(rising) == (
-        "early stopping kept epoch 2 of 4 (70.0% on validation); the 2 epochs after it reached "
-        "65.0% at best"
-    )
-    assert l1.early_stopping_note(pd.DataFrame({"val_acc": [0.9, 0.8, 0.7]})).endswith(
-        "the 2 epochs after it reached 80.0% at best"
-    )  # falling steadily from epoch 1: no swing

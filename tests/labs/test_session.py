@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit.labs import densenet_resnext
-from labkit.labs.session import MEANINGS, SMOKE_LINE, start_lab
+from labkit.labs.session import MEANINGS, SMOKE_LINE, LabEntry, start_lab
 
 
 def test_start_lab_prints_and_seeds(
@@ -41,3 +41,14 @@ def test_full_profile_on_cpu_says_it_will_be_slow(capsys: pytest.CaptureFixture[
         pytest.skip("the advice is for machines without CUDA")
     densenet_resnext.start("full")
     assert "will be slow; LABKIT_PROFILE=cpu" in capsys.readouterr().out
+
+
+def test_a_lab_entry_gives_settings_and_start_once_for_every_lab(capsys) -> None:
+    entry = LabEntry("09_x", "things", densenet_resnext.PROFILES)
+    assert entry.settings("cpu", image_size=8) == densenet_resnext.settings("cpu", image_size=8)
+    lab = entry.start("smoke", seed=1, image_size=8)
+    assert lab.name == "09_x" and lab.settings.image_size == 8 and lab.seed == 1
+    assert "lab: 09_x: things" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"unknown settings \['nope'\]"):
+        entry.settings("cpu", nope=1)
+    assert densenet_resnext.start.__self__ is densenet_resnext.ENTRY  # the lab module's own
