@@ -5,7 +5,7 @@ errors that name a remedy (a loss that is no longer finite, a GPU out of memory)
 Batches are `(inputs, targets)` pairs; `inputs` and `targets` may be tensors or (nested)
 tuples, lists or dicts of tensors.
 
-Used in: labkit.training.loop.fit; `backward_step` in 04_bcnn_hbp and benchmarks/gpu_hbp_448.py.
+Used in: labkit.training.loop.fit; `backward_step` in benchmarks/gpu_hbp_448.py.
 """
 
 from __future__ import annotations
