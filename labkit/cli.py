@@ -61,7 +61,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute the chosen labs' solutions notebooks headless and print their headline results."""
-    from labkit.runner import run_notebook, store_outputs
+    from labkit.runner import run_labs, store_outputs, summary_table, write_summary
 
     notebooks = sorted(Path(args.solutions).glob("[0-9][0-9]_*.ipynb"))
     if args.labs:
@@ -82,11 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if profile == "smoke":
         print(SMOKE_LINE)
-    runs = []
-    for notebook in notebooks:
-        print(f"running {notebook.name} in the {profile} profile ...", flush=True)
-        runs.append(run_notebook(notebook, args.out, profile=profile))
-        run = runs[-1]
+
+    def after(run, notebook: Path) -> None:
         if args.store and run.status == "ok" and run.executed is not None:
             store_outputs(run.executed, notebook)
             print(f"  stored its outputs in {shown_path(notebook)}", flush=True)
@@ -95,21 +92,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{shown_path(run.executed)}",
             flush=True,
         )
-    rows = [
-        {
-            "lab": r.lab,
-            "profile": profile,
-            "status": r.status,
-            "seconds": round(r.seconds, 1),
-            "result": k,
-            "value": v,
-        }
-        for r in runs
-        for k, v in (r.results.items() or [("-", "-")])
-        if k != "profile"
-    ]
+
+    runs = run_labs(notebooks, args.out, profile, after=after, stream=sys.stdout)
+    table = summary_table(runs, profile)
     with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-        print(pd.DataFrame(rows).to_string(index=False))
+        print(table.to_string(index=False))
+    md, _ = write_summary(table, args.out)
+    print(f"summary: {shown_path(md)} and summary.csv beside it")
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 

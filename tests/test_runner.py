@@ -1,14 +1,24 @@
 """Headline results, headless runs of a notebook, and the `labkit` command line."""
 
+import io
 import json
+import tempfile
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from labkit.cli import main
 from labkit.report import HEADLINE_MIME, collect_headlines, headline_table
-from labkit.runner import WIDGET_VIEW, run_notebook
+from labkit.runner import (
+    WIDGET_VIEW,
+    CellProgress,
+    cell_sections,
+    last_run_seconds,
+    run_labs,
+    run_notebook,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,3 +135,93 @@ def test_stored_solutions_hold_no_widget_and_no_machine_path(path: Path) -> None
             assert "VBox(children" not in text, (path.name, index)
             for machine_path in ("/tmp/", "/work/", "/home/", "/root/"):
                 assert machine_path not in text, (path.name, index, machine_path)
+
+
+def _sectioned(path: Path, second_section_code: str) -> Path:
+    """A notebook of two sections, `## 1. Setup` and `## 2. Training`, one code cell each."""
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Lab 09: a demo"),
+            nbformat.v4.new_markdown_cell("## 1. Setup"),
+            nbformat.v4.new_code_cell("x = 1"),
+            nbformat.v4.new_markdown_cell("Some prose.\n\n## 2. Training"),
+            nbformat.v4.new_code_cell(second_section_code),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_cell_sections_follow_the_headings() -> None:
+    nb = nbformat.read(_sectioned(Path(tempfile.mkdtemp()) / "09_demo.ipynb", "y = 2"), 4)
+    assert cell_sections(nb) == [
+        "Lab 09: a demo",
+        "1. Setup",
+        "1. Setup",
+        "2. Training",
+        "2. Training",
+    ]
+
+
+def test_progress_in_a_log_is_one_line_per_section() -> None:
+    nb = nbformat.read(_sectioned(Path(tempfile.mkdtemp()) / "09_demo.ipynb", "y = 2"), 4)
+    stream = io.StringIO()
+    progress = CellProgress("09_demo", nb, live=False, stream=stream)
+    for index in (2, 4):
+        progress.started(index)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["1. Setup", "2. Training"]
+    assert all(line.startswith("  09_demo [") for line in lines)
+
+
+def test_progress_on_a_terminal_names_the_section_and_the_last_time() -> None:
+    nb = nbformat.read(_sectioned(Path(tempfile.mkdtemp()) / "09_demo.ipynb", "y = 2"), 4)
+    stream = io.StringIO()
+    progress = CellProgress("09_demo", nb, live=True, last_seconds=185, stream=stream)
+    progress.started(4)
+    progress.close()
+    shown = stream.getvalue()
+    assert "09_demo" in shown and "2. Training" in shown and "last time 3 min 05 s" in shown
+
+
+@pytest.mark.notebook
+def test_run_labs_names_the_failing_section_and_runs_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABKIT_RUNS", str(tmp_path / "runs"))
+    bad = _sectioned(tmp_path / "solutions" / "08_bad.ipynb", "# train it\nraise KeyError('boom')")
+    good = _sectioned(tmp_path / "solutions" / "09_good.ipynb", "y = 2")
+    stream = io.StringIO()
+    runs = run_labs([bad, good], tmp_path / "out", "smoke", live=False, stream=stream)
+    assert runs[0].status == "error in section '2. Training', cell `# train it`: KeyError: 'boom'"
+    assert runs[1].status == "ok"
+    assert last_run_seconds("09_good", "smoke") == pytest.approx(runs[1].seconds, abs=0.1)
+    assert last_run_seconds("08_bad", "smoke") is None  # only good runs are remembered
+    log = (tmp_path / "out" / "09_good.kernel.log").read_text()
+    assert "without encryption" not in log and "without encryption" not in stream.getvalue()
+    lines = stream.getvalue().splitlines()
+    assert "  08_bad [" in lines[1] and lines[1].endswith("1. Setup")
+
+
+@pytest.mark.notebook
+def test_cli_run_writes_the_summary_and_its_exit_code_says_whether_all_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("LABKIT_RUNS", str(tmp_path / "runs"))
+    solutions = tmp_path / "solutions"
+    _sectioned(solutions / "08_bad.ipynb", "raise KeyError('boom')")
+    _sectioned(solutions / "09_good.ipynb", "y = 2")
+    out = tmp_path / "out"
+    assert main(["run", "--solutions", str(solutions), "--out", str(out)]) == 1
+    assert main(["run", "09", "--solutions", str(solutions), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["lab"].tolist() == ["09_good"] and summary["status"].tolist() == ["ok"]
+    assert "| 09_good" in (out / "summary.md").read_text()
+    assert "summary: " in capsys.readouterr().out
