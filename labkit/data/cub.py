@@ -328,10 +328,11 @@ def _parse(root: Path, check_files: bool) -> tuple[CubIndex | None, list[str]]:
     if check_files:
         absent = [i for i in ids if not (root / "images" / images[i][0]).is_file()]
         if absent:
-            first = images[absent[0]][0]
+            shown = ", ".join(f"id {i}: images/{images[i][0]}" for i in absent[:3])
+            more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
             problems.append(
-                f"{len(absent)} image(s) listed in images.txt are absent from images/, "
-                f"first id {absent[0]}: images/{first}"
+                f"{len(absent)} image(s) listed in images.txt are absent from images/ "
+                f"({shown}{more})"
             )
     if problems:
         return None, problems
@@ -369,6 +370,14 @@ def read_cub_index(root: str | os.PathLike, check_files: bool = True) -> CubInde
     if index is None:
         raise CubError(root, problems)
     return index
+
+
+def listed_images(root: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(image id, file) of every readable line of `root/images.txt`, in file order, whatever
+    else is wrong with the folder (empty when images.txt is missing); `check_cub` reports the
+    problems."""
+    rows = _read_rows(Path(root) / "images.txt", 2, [])
+    return [(int(i), Path(root) / "images" / name) for i, name in rows if i.isdigit()]
 
 
 def check_cub(root: str | os.PathLike) -> list[str]:

@@ -15,7 +15,14 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from labkit.data.cub import CUB_FOLDER, GET_CUB, LIST_FILES, check_cub, read_cub_index
+from labkit.data.cub import (
+    CUB_FOLDER,
+    GET_CUB,
+    LIST_FILES,
+    check_cub,
+    listed_images,
+    read_cub_index,
+)
 from labkit.data.images import open_rgb
 from labkit.data.write_once import write_once
 
@@ -62,27 +69,27 @@ def unpack_cub(archive: Path, out: Path) -> Path:
 
 
 def undecodable_images(root: Path, progress: bool = True) -> list[str]:
-    """One line per image listed in `root/images.txt` that cannot be decoded (truncated,
-    not an image, a mode with no RGB rule); empty when all decode. Reads every image once."""
-    index = read_cub_index(root)
-    problems = []
-    rows: Iterable[int] = range(len(index))
+    """One line per image listed in `root/images.txt` that is there but cannot be decoded
+    (truncated, not an image, a mode with no RGB rule); empty when all decode. Reads every
+    image once, whatever else is wrong with the folder (absent files are `check_cub`'s)."""
+    present = [(i, path) for i, path in listed_images(root) if path.is_file()]
     if progress:
-        rows = tqdm(rows, desc="decoding every image", unit="image")
-    for row in rows:
+        present = tqdm(present, desc="decoding every image", unit="image")
+    problems = []
+    for image_id, path in present:
         try:
-            open_rgb(index.image_path(row), remedy=GET_CUB)
+            open_rgb(path, remedy=GET_CUB)
         except ValueError as err:
-            problems.append(f"image id {index.image_ids[row]}: {str(err).split('; ')[0]}")
+            problems.append(f"image id {image_id}: {str(err).split('; ')[0]}")
     return problems
 
 
 def cub_problems(root: Path, decode: bool, progress: bool = True) -> list[str]:
-    """Every problem of a CUB-layout folder: its lists and files, and with `decode` every
-    image that does not decode."""
+    """Every problem of a CUB-layout folder at once: its lists and files, and with `decode`
+    every listed image that does not decode (a truncated download shows both kinds)."""
     problems = check_cub(root)
-    if decode and not problems:
-        problems = undecodable_images(root, progress)
+    if decode and Path(root).is_dir():
+        problems += undecodable_images(root, progress)
     return problems
 
 

@@ -100,3 +100,21 @@ def test_script_unpacks_checks_and_writes_the_copy(cub: Path, tmp_path: Path, ca
     out = capsys.readouterr().out
     assert "usable - 6 images (4 train, 2 test), 2 classes, 15 parts" in out
     assert (data / "CUB_200_2011-short40" / "images.txt").is_file()
+
+
+def test_decode_reports_missing_and_undecodable_images_at_once(cub: Path, capsys) -> None:
+    """A truncated download: one listed image absent, another cut short. Both are reported by
+    one run (before, the absent file stopped the check and the broken one waited a run)."""
+    files = sorted((cub / "images").rglob("*.jpg"))
+    files[0].unlink()
+    files[2].write_bytes(files[2].read_bytes()[:100])
+    (cub / "train_test_split.txt").write_text(
+        (cub / "train_test_split.txt").read_text().replace("6 0", "6 2")
+    )
+    problems = cub_problems(cub, decode=True, progress=False)
+    assert any("absent from images/" in p and files[0].name in p for p in problems)
+    assert any("cannot decode image" in p and files[2].name in p for p in problems)
+    assert any("is_training_image must be 0 or 1" in p for p in problems)
+    assert _script().main([str(cub), "--decode"]) == 1
+    err = capsys.readouterr().err
+    assert "3 problem(s)" in err and files[0].name in err and files[2].name in err
