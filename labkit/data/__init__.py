@@ -7,7 +7,7 @@ birds, a folder of class sub-folders of photos. The built-in sets are written on
 Modules: `digits` and `mnist` (labs 02, 03), `birds`, `cub`, `cub_prepare` and `synthbirds`
 (labs 01, 04, 05), `photos` (lab 01), `transforms` (normalisations, their inverses,
 augmentations), `images` (files decoded as 8-bit RGB), `datasets` (`LabData`,
-`TensorImageDataset`), `write_once` (folders written atomically, once).
+`TensorImageDataset`); folders are written once through `labkit.atomic.write_once`.
 """
 
 from collections.abc import Callable, Iterable

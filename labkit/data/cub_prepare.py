@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
+from labkit.atomic import write_once
 from labkit.data.cub import (
     CUB_FOLDER,
     GET_CUB,
@@ -24,7 +25,6 @@ from labkit.data.cub import (
     read_cub_index,
 )
 from labkit.data.images import open_rgb
-from labkit.data.write_once import write_once
 
 
 def unpack_cub(archive: Path, out: Path) -> Path:

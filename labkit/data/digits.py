@@ -11,12 +11,12 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from labkit.atomic import is_complete
 from labkit.config import data_root, shown_path
 from labkit.data.datasets import LabData
 from labkit.data.images import REBUILD_MNIST, read_image_folder
 from labkit.data.mnist import LAYOUT_NAMES, sample_per_class, validate_split_csv, write_split_layout
 from labkit.data.transforms import digits_augmentation
-from labkit.data.write_once import is_complete
 from labkit.training.loaders import seeded_loader
 
 MNIST_SOURCE = "MNIST subset"

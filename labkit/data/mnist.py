@@ -1,6 +1,6 @@
 """The handout's MNIST subset (200/class train, 100/class test) built from the four IDX files,
 and its layout, which the built-in digits share: `<root>/<split>/<class>/<id>.png` plus
-`<root>/<split>.csv` (columns id, name, class), written once (`labkit.data.write_once`)."""
+`<root>/<split>.csv` (columns id, name, class), written once (`labkit.atomic.write_once`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from labkit.data.write_once import MARKER, is_complete, write_once
+from labkit.atomic import MARKER, is_complete, write_once
 
 IDX_FILES = {  # role -> the file name MNIST is distributed under (each plain or .gz)
     "train_images": "train-images-idx3-ubyte",

@@ -22,12 +22,12 @@ from PIL import Image
 from torch.utils.data import Subset
 from torchvision.datasets import ImageFolder
 
+from labkit.atomic import read_marker, write_once
 from labkit.config import data_root, shown_path
 from labkit.data.datasets import LabData, split_by_class
 from labkit.data.images import list_image_folder, open_rgb
 from labkit.data.synthbirds import SynthBirdsSpec, synthetic_birds_folder, write_synthetic_birds
 from labkit.data.transforms import photo_transform
-from labkit.data.write_once import read_marker, write_once
 
 PHOTO_SOURCE = "photo folder"
 REPLACE_PHOTO = "replace or delete this file (the folder's other images are unaffected)"

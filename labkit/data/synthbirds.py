@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from labkit.data.write_once import write_once
+from labkit.atomic import write_once
 
 GENERATOR_VERSION = 3  # bump when the drawing changes: written sets are then redrawn
 # v3: the eye-ring attribute became the breast's colour, so that what tells species apart is

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from labkit.atomic import MARKER
 from labkit.config import shown_path
 from labkit.data.digits import (
     BUILTIN_SOURCE,
@@ -24,7 +25,6 @@ from labkit.data.digits import (
     write_builtin_digits,
 )
 from labkit.data.mnist import write_split_layout
-from labkit.data.write_once import MARKER
 
 
 @pytest.fixture(scope="module")

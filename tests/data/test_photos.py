@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from labkit.atomic import MARKER
 from labkit.data.photos import (
     CLASS_INDEX_FILE,
     find_photo_folder,
@@ -23,7 +24,6 @@ from labkit.data.photos import (
     write_class_index,
 )
 from labkit.data.synthbirds import SynthBirdsSpec
-from labkit.data.write_once import MARKER
 
 SIZES = {"daisy": 5, "roses": 3, "tulips": 10}  # images per class
 

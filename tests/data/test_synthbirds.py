@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labkit.atomic import MARKER
 from labkit.data.cub import read_cub_index
 from labkit.data.synthbirds import (
     CUB_PARTS,
@@ -19,7 +20,6 @@ from labkit.data.synthbirds import (
     species_list,
     write_synthetic_birds,
 )
-from labkit.data.write_once import MARKER
 
 SPEC = SynthBirdsSpec(num_classes=3, train_per_class=2, test_per_class=2, image_size=64)
 
