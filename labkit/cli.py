@@ -201,6 +201,39 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download, check and lay out real data sets and ImageNet weights; with no name, list them."""
+    from labkit.data.fetch import SOURCES, FetchError, fetch, sources_table
+
+    if not args.names:
+        print(sources_table(args.data))
+        return 0
+    unknown = [name for name in args.names if name not in SOURCES]
+    if unknown or (args.url and len(args.names) > 1):
+        known = ", ".join(SOURCES)
+        problem = f"no {', '.join(unknown)} (known: {known})" if unknown else "--url: one name"
+        print(f"labkit fetch: {problem}")
+        return 2
+    status = 0
+    for name in args.names:
+        try:
+            print(fetch(name, root=args.data, url=args.url, progress=not args.quiet))
+        except FetchError as error:
+            print(f"labkit fetch {name}: {error}")
+            status = 1
+    return status
+
+
+def _add_out(parser: argparse.ArgumentParser, folder: str, what: str) -> None:
+    """The `--out` option: a folder for `what`, build/`folder` by default."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=_repo_path("build") / folder,
+        help=f"folder for {what} (default: build/{folder})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `labkit` command."""
     parser = argparse.ArgumentParser(
@@ -233,12 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PROFILE_NAMES,
         help="default: $LABKIT_PROFILE, else full with a CUDA GPU and cpu without",
     )
-    run.add_argument(
-        "--out",
-        type=Path,
-        default=_repo_path("build") / "run",
-        help="folder for the executed notebooks (default: build/run)",
-    )
+    _add_out(run, "run", "the executed notebooks")
     run.add_argument(
         "--store",
         action="store_true",
@@ -250,12 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade = sub.add_parser("grade", help="grade a folder of submissions into a gradebook")
     grade.add_argument("solutions", type=Path, help="the lab's solutions notebook")
     grade.add_argument("submissions", type=Path, help="one notebook or one folder per student")
-    grade.add_argument(
-        "--out",
-        type=Path,
-        default=_repo_path("build") / "grade",
-        help="folder for the gradebook, feedback and answers (default: build/grade)",
-    )
+    _add_out(grade, "grade", "the gradebook, feedback and answers")
     grade.add_argument(
         "--workers", type=int, default=2, help="submissions graded at once (default: 2)"
     )
@@ -286,6 +309,20 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--run-all", action="store_true", help="run cells after the last answer too")
     grade.add_argument("--manual", type=Path, help="hand marks (CSV) to merge into the gradebook")
     grade.set_defaults(func=cmd_grade)
+
+    fetch = sub.add_parser("fetch", help="download real data sets and ImageNet weights")
+    fetch.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="vgg16-weights, vgg19-weights, cub, flowers, mnist; none: list them and what is here",
+    )
+    fetch.add_argument(
+        "--url", help="a mirror: the file's URL, or a folder URL holding the files by name"
+    )
+    fetch.add_argument("--data", type=Path, help="data folder (default: $LABKIT_DATA, else data/)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+    fetch.set_defaults(func=cmd_fetch)
 
     for p in (release, run):
         p.add_argument(

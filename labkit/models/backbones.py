@@ -16,6 +16,8 @@ from torch import nn
 from torchvision.models import vgg16
 from torchvision.models.vgg import make_layers
 
+__all__ = ["TapBackbone", "small_vgg_backbone", "vgg16_backbone"]
+
 VGG16_TAPS = (25, 27, 29)  # relu5_1, relu5_2, relu5_3 in torchvision's vgg16().features
 
 

@@ -12,13 +12,13 @@ Used in: 05_opam (ClassNet: `features` and `fc` give the class activation maps).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from labkit.models._checks import check_num_blocks, check_positive_ints
-from labkit.models.registry import register_model
+from labkit.models.registry import named_builder, register_model
 
 __all__ = [
     "Res2Net",
@@ -231,9 +231,6 @@ class Res2Net(nn.Module):
         return self.fc(self.features(x).mean((2, 3)))  # (N, num_classes)
 
 
-# The builders differ only in their arguments, so they call Res2Net directly (no `_res2net`).
-
-
 @register_model()
 def res2net(
     num_blocks: Sequence[int] = (1, 1, 1, 1),
@@ -251,37 +248,24 @@ def res2net(
     return Res2Net(num_blocks, base_width, scale, base_channels=base_channels, **kwargs)
 
 
-@register_model()
-def res2net50_26w_4s(**kwargs) -> Res2Net:
-    """Res2Net-50 26w x 4s, the paper's Res2Net-50: 25,699,120 parameters (25.7M)."""
-    return Res2Net((3, 4, 6, 3), base_width=26, scale=4, **kwargs)
+_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}  # blocks per stage of Res2Net-50 and -101
 
 
-@register_model()
-def res2net50_48w_2s(**kwargs) -> Res2Net:
-    """Res2Net-50 48w x 2s: 25,287,304 parameters."""
-    return Res2Net((3, 4, 6, 3), base_width=48, scale=2, **kwargs)
+def _res2net(depth: int, base_width: int, scale: int, parameters: int) -> Callable[..., Res2Net]:
+    """Register `res2net{depth}_{base_width}w_{scale}s(**kwargs)`, a network the paper names."""
+    blocks = _DEPTHS[depth]
+    return named_builder(
+        f"res2net{depth}_{base_width}w_{scale}s",
+        f"Res2Net-{depth} {base_width}w x {scale}s: {parameters:,} parameters.",
+        lambda **kwargs: Res2Net(blocks, base_width=base_width, scale=scale, **kwargs),
+    )
 
 
-@register_model()
-def res2net50_14w_8s(**kwargs) -> Res2Net:
-    """Res2Net-50 14w x 8s: 25,059,816 parameters."""
-    return Res2Net((3, 4, 6, 3), base_width=14, scale=8, **kwargs)
-
-
-@register_model()
-def res2net50_26w_6s(**kwargs) -> Res2Net:
-    """Res2Net-50 26w x 6s: 37,051,448 parameters."""
-    return Res2Net((3, 4, 6, 3), base_width=26, scale=6, **kwargs)
-
-
-@register_model()
-def res2net50_26w_8s(**kwargs) -> Res2Net:
-    """Res2Net-50 26w x 8s: 48,403,776 parameters."""
-    return Res2Net((3, 4, 6, 3), base_width=26, scale=8, **kwargs)
-
-
-@register_model()
-def res2net101_26w_4s(**kwargs) -> Res2Net:
-    """Res2Net-101 26w x 4s: 45,206,688 parameters."""
-    return Res2Net((3, 4, 23, 3), base_width=26, scale=4, **kwargs)
+# The official (and timm's) networks, with their parameter counts at 1000 classes; 26w x 4s is
+# the paper's Res2Net-50.
+res2net50_26w_4s = _res2net(50, 26, 4, 25_699_120)
+res2net50_48w_2s = _res2net(50, 48, 2, 25_287_304)
+res2net50_14w_8s = _res2net(50, 14, 8, 25_059_816)
+res2net50_26w_6s = _res2net(50, 26, 6, 37_051_448)
+res2net50_26w_8s = _res2net(50, 26, 8, 48_403_776)
+res2net101_26w_4s = _res2net(101, 26, 4, 45_206_688)

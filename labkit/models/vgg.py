@@ -8,13 +8,14 @@ evaluation, fine-tuning a pretrained VGG).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from labkit.models._checks import check_positive_ints
-from labkit.models.registry import register_model
+from labkit.models.registry import named_builder, register_model
 
 __all__ = [
     "VGG",
@@ -185,94 +186,30 @@ class VGG(nn.Module):
         return self.classifier(x)  # (N, num_classes)
 
 
-# The builders differ only in their arguments, so they call VGG directly (no `_vgg` helper).
-
-
 @register_model("vgg")
-def vgg(
-    config: str = "D",
-    *,
-    batch_norm: bool = False,
-    num_classes: int = 1000,
-    width: int = 64,
-    hidden: int = 4096,
-    grid: int = 7,
-    dropout: float = 0.5,
-    init: str = "kaiming",
-    in_channels: int = 3,
-) -> VGG:
-    """VGG of any config in `VGG_CONFIGS`; arguments as in `VGG`."""
-    return VGG(
-        config,
-        batch_norm=batch_norm,
-        num_classes=num_classes,
-        width=width,
-        hidden=hidden,
-        grid=grid,
-        dropout=dropout,
-        init=init,
-        in_channels=in_channels,
-    )
+def vgg(config: str = "D", **kwargs: Any) -> VGG:
+    """VGG of any config in `VGG_CONFIGS`; the keyword arguments (batch_norm, num_classes, width,
+    hidden, grid, dropout, init, in_channels) as in `VGG`."""
+    return VGG(config, **kwargs)
 
 
-@register_model()
-def vgg11(**kwargs) -> VGG:
-    """VGG-11, config A: 8 convs + 3 FC, 133M parameters."""
-    return vgg("A", **kwargs)
+def _vgg(name: str, config: str, doc: str, **fixed: Any) -> Callable[..., VGG]:
+    """Register `name(**kwargs)`, that is `vgg(config, **fixed, **kwargs)`."""
+    return named_builder(name, doc, lambda **kwargs: vgg(config, **fixed, **kwargs))
 
 
-@register_model()
-def vgg11_lrn(**kwargs) -> VGG:
-    """VGG-11 with LRN after the first conv (A-LRN); LRN has no parameters, so 133M as A."""
-    return vgg("A-LRN", **kwargs)
-
-
-@register_model()
-def vgg13(**kwargs) -> VGG:
-    """VGG-13, config B: 10 convs + 3 FC, 133M parameters."""
-    return vgg("B", **kwargs)
-
-
-@register_model()
-def vgg16_1x1(**kwargs) -> VGG:
-    """VGG-16 with a 1x1 third conv in blocks 3, 4 and 5 (config C), 134M parameters."""
-    return vgg("C", **kwargs)
-
-
-@register_model()
-def vgg16(**kwargs) -> VGG:
-    """VGG-16, config D: 13 convs + 3 FC, 138M parameters."""
-    return vgg("D", **kwargs)
-
-
-@register_model()
-def vgg19(**kwargs) -> VGG:
-    """VGG-19, config E: 16 convs + 3 FC, 144M parameters."""
-    return vgg("E", **kwargs)
-
-
-@register_model()
-def vgg11_bn(**kwargs) -> VGG:
-    """VGG-11 (A) with batch norm after every conv."""
-    return vgg("A", batch_norm=True, **kwargs)
-
-
-@register_model()
-def vgg13_bn(**kwargs) -> VGG:
-    """VGG-13 (B) with batch norm after every conv."""
-    return vgg("B", batch_norm=True, **kwargs)
-
-
-@register_model()
-def vgg16_bn(**kwargs) -> VGG:
-    """VGG-16 (D) with batch norm after every conv."""
-    return vgg("D", batch_norm=True, **kwargs)
-
-
-@register_model()
-def vgg19_bn(**kwargs) -> VGG:
-    """VGG-19 (E) with batch norm after every conv."""
-    return vgg("E", batch_norm=True, **kwargs)
+# torchvision's builders differ only in config and batch norm, so each is one line. LRN has no
+# parameters, so A-LRN has A's 133M; C's 1x1 convs are the third conv of blocks 3, 4 and 5.
+vgg11 = _vgg("vgg11", "A", "VGG-11, config A: 8 convs + 3 FC, 133M parameters.")
+vgg11_lrn = _vgg("vgg11_lrn", "A-LRN", "VGG-11 with LRN after the first conv (A-LRN).")
+vgg13 = _vgg("vgg13", "B", "VGG-13, config B: 10 convs + 3 FC, 133M parameters.")
+vgg16_1x1 = _vgg("vgg16_1x1", "C", "VGG-16 with three 1x1 convs (config C), 134M.")
+vgg16 = _vgg("vgg16", "D", "VGG-16, config D: 13 convs + 3 FC, 138M parameters.")
+vgg19 = _vgg("vgg19", "E", "VGG-19, config E: 16 convs + 3 FC, 144M parameters.")
+vgg11_bn = _vgg("vgg11_bn", "A", "VGG-11 (A) with batch norm after every conv.", batch_norm=True)
+vgg13_bn = _vgg("vgg13_bn", "B", "VGG-13 (B) with batch norm after every conv.", batch_norm=True)
+vgg16_bn = _vgg("vgg16_bn", "D", "VGG-16 (D) with batch norm after every conv.", batch_norm=True)
+vgg19_bn = _vgg("vgg19_bn", "E", "VGG-19 (E) with batch norm after every conv.", batch_norm=True)
 
 
 def _guess_call(state: Mapping[str, torch.Tensor]) -> str | None:
