@@ -417,18 +417,9 @@ def evaluation_sets(
     return sets
 
 
-def compare_evaluations(
-    scored: EvaluationSet,
-    settings: Settings,
-    *,
-    device: torch.device | str | None = None,
-    batch_size: int = 32,
-    progress: bool = True,
-) -> pd.DataFrame:
+def compare_evaluations(scored: EvaluationSet, settings: Settings, **options: Any) -> pd.DataFrame:
     """Top-1 and top-5 error and seconds of five ways to score the same images, with the
-    settings' crop and multi-crop grid (`labkit.vgg.evaluation.compare_evaluations`): centre
-    crop and dense at the single test scale, dense and multi-crop at all scales with flips,
-    and both together."""
-    return evaluation.compare_evaluations(scored, crop=settings.crop, grid=settings.grid,
-                                          device=device, batch_size=batch_size,
-                                          progress=progress)  # fmt: skip
+    settings' crop and multi-crop grid (`labkit.vgg.evaluation.compare_evaluations`, whose
+    keyword options `device`, `batch_size` and `progress` pass through): centre crop and dense at
+    the single test scale, dense and multi-crop at all scales with flips, and both together."""
+    return evaluation.compare_evaluations(scored, crop=settings.crop, grid=settings.grid, **options)
