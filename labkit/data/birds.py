@@ -35,7 +35,7 @@ from labkit.data.transforms import normalize_imagenet
 CUB_SOURCE = "CUB-200-2011"
 SYNTHETIC_SOURCE = "synthetic birds"
 SOURCE_TASK = "synthetic source-task species"
-PUT_CUB_THERE = "unpack CUB_200_2011.tgz there to use the real set (README: 'CUB-200-2011')"
+PUT_CUB_THERE = "`labkit fetch cub` brings the real set (README: 'CUB-200-2011')"
 
 
 @dataclass(frozen=True)

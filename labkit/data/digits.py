@@ -66,7 +66,8 @@ def load_digits_data(
         detail = f"at {shown_path(mnist)}"
     else:
         folder = write_builtin_digits(base / "builtin" / "digits")
-        source, detail = BUILTIN_SOURCE, f"(scikit-learn scans; {why_not})"
+        source = BUILTIN_SOURCE
+        detail = f"(scikit-learn scans; {why_not}: `labkit fetch mnist` brings the real subset)"
         remedy = f"delete {folder} and it is written again from scikit-learn's digits"
     caps = {"train": train_per_class, "test": test_per_class}
     splits = {}

@@ -27,7 +27,7 @@ def test_synthetic_birds_when_cub_is_absent(tmp_path: Path, capsys) -> None:
     data = load_birds(resize=40, crop=32, synthetic=SPEC, root=tmp_path)
     line = capsys.readouterr().out.strip()
     assert isinstance(data, LabData) and data.source == "synthetic birds"
-    assert "no CUB_200_2011 at" in line and "unpack CUB_200_2011.tgz there" in line
+    assert "no CUB_200_2011 at" in line and "`labkit fetch cub` brings the real set" in line
     assert "train 6, test 3 images, 3 classes" in line and "\n" not in line
     image, label = data.train[0]
     assert image.shape == (3, 32, 32) and label == 0

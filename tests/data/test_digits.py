@@ -152,7 +152,7 @@ def test_builtin_digits_when_no_mnist(base: Path, capsys) -> None:
     line = capsys.readouterr().out
     assert line.count("\n") == 1
     assert line.startswith("data: built-in digits (scikit-learn scans; no MNIST subset at ")
-    assert f"no MNIST subset at {shown_path(base / 'mnist')}" in line
+    assert f"no MNIST subset at {shown_path(base / 'mnist')}: `labkit fetch mnist`" in line
     assert "train 1000, test 797 images" in line and "10 classes" in line
     assert data.source == BUILTIN_SOURCE and data.root == base / "builtin" / "digits"
     assert data.class_names == tuple("0123456789")
