@@ -61,6 +61,7 @@ class ImageNetWeights(NamedTuple):
     path: Path | None  # the file on disk; None when it is not there (nothing is downloaded)
     load: Callable[[Path], nn.Module]  # the lab's network holding the weights of that file
     categories: tuple[str, ...] = ()  # ImageNet's class names in the order of the last layer
+    fetch: str = ""  # the `labkit fetch` name that brings the file ("" when none does)
 
 
 def pretrained(
@@ -111,7 +112,8 @@ def pretrained(
         f"after {seconds:.0f} s of training"
     )
     if weights is not None:
-        line += " (no ImageNet weights on disk)"
+        bring = f": `labkit fetch {weights.fetch}` brings them" if weights.fetch else ""
+        line += f" (no ImageNet weights on disk{bring})"
     run = history.attrs.get("run_dir")  # its name is the digest of the pretraining's settings
     origin = f"labkit pretraining {run.name if run else recipe}"
     model = keep(net) if keep is not None else net
@@ -153,7 +155,7 @@ def pretrained_backbone(
     if kind == "vgg16":
         weights = ImageNetWeights("VGG-16", VGG16_WEIGHTS.find(imagenet_weights, root),
                                   lambda path: vgg16_backbone(str(path)),
-                                  VGG16_WEIGHTS.categories)  # fmt: skip
+                                  VGG16_WEIGHTS.categories, "vgg16-weights")  # fmt: skip
     return pretrained(
         lambda num_classes: GAPNet(new_backbone(kind, width), num_classes),
         settings,

@@ -33,6 +33,7 @@ from torchvision.transforms import v2
 
 from labkit.config import data_root, seed_everything, shown_path
 from labkit.data.birds import load_source_birds
+from labkit.data.fetch import SOURCES as FETCHABLE
 from labkit.data.photos import (
     SplitFolders,
     find_photo_folder,
@@ -253,9 +254,13 @@ def pretrained_vgg(
     `runs_dir` the pretraining runs once and later calls load it.
     """
     known = vgg_weights(settings.config)
+    own = vgg_weights(settings.config, settings.batch_norm)  # what find_vgg_weights looks for
+    usable = own is not None and (settings.width, settings.hidden) == (64, 4096)
+    fetch = f"{own.arch}-weights" if usable else ""
     weights = ImageNetWeights(f"VGG {settings.config}", find_vgg_weights(settings),
                               lambda path: _with_imagenet_weights(settings, path),
-                              known.categories if known else ())  # fmt: skip
+                              known.categories if known else (),
+                              fetch if fetch in FETCHABLE else "")  # fmt: skip
     return pretrained(lambda num_classes: build_vgg(settings, num_classes), settings,
                       settings.pretrain, name=f"VGG {settings.config} (width {settings.width})",
                       runs_dir=runs_dir, weights=weights, role="network", val_fraction=0.1,
@@ -277,8 +282,9 @@ def photo_split(
         source = synthetic_photo_folder(settings.photo_birds, root=base)
         count = settings.photo_birds.num_classes
         what = (
-            f"no {settings.photo_folder} under {shown_path(base)}: {count} synthetic bird "
-            f"species as a photo folder instead, at {shown_path(source)}"
+            f"no {settings.photo_folder} under {shown_path(base)} (`labkit fetch flowers` brings "
+            f"flower_photos): {count} synthetic bird species as a photo folder instead, at "
+            f"{shown_path(source)}"
         )
     tag = f"{source.parent.name}-{source.name}-val{settings.val_fraction:g}"
     split = split_class_folder(source, base / "splits" / tag, val_fraction=settings.val_fraction,

@@ -72,12 +72,14 @@ def test_weights_on_disk_replace_the_pretraining(tmp_path: Path) -> None:
 
 
 def test_weights_looked_for_and_absent_are_named_and_keep_picks_the_part(tmp_path: Path) -> None:
-    missing = ImageNetWeights("Tiny", None, lambda path: _tiny(1000))
+    missing = ImageNetWeights("Tiny", None, lambda path: _tiny(1000), fetch="vgg16-weights")
     result = pretrained(_tiny, SETTINGS, RECIPE, name="tiny", runs_dir=None, weights=missing,
                         keep=lambda net: net[0], root=tmp_path, progress=False)  # fmt: skip
     assert isinstance(result.model, nn.Conv2d)
     assert result.line.startswith("backbone: tiny pretrained by labkit on 4 synthetic source")
-    assert result.line.endswith(" s of training (no ImageNet weights on disk)")
+    assert result.line.endswith(
+        " s of training (no ImageNet weights on disk: `labkit fetch vgg16-weights` brings them)"
+    )
 
 
 def test_new_backbone_by_name() -> None:

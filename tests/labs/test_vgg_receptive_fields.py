@@ -78,11 +78,24 @@ def test_imagenet_weights_load_into_the_settings_vgg(tmp_path: Path) -> None:
     assert all(not p.detach().any() for p in pretrained.model.parameters())
 
 
+def test_absent_weights_name_the_command_that_brings_them(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    looked_for = []
+    monkeypatch.setattr(l1, "pretrained", lambda *args, **kwargs: looked_for.append(kwargs))
+    for config in ("E", "D", "A"):
+        l1.pretrained_vgg(l1.settings("full", config=config))
+    l1.pretrained_vgg(l1.settings("smoke"))  # a narrow VGG: no weights file would fit it
+    fetch = [kwargs["weights"].fetch for kwargs in looked_for]
+    assert fetch == ["vgg19-weights", "vgg16-weights", "", ""]  # none brings VGG-11's
+
+
 def test_photo_split_falls_back_to_synthetic_birds_and_says_so(tmp_path: Path, capsys) -> None:
     s = l1.settings("smoke")
     split = l1.photo_split(s, root=tmp_path)
     line = capsys.readouterr().out
     assert "no flower_photos under" in line and "5 synthetic bird species" in line
+    assert "(`labkit fetch flowers` brings flower_photos)" in line
     assert len(split.class_names) == 5 and read_class_index(split.class_index) == split.class_names
     per_class = s.photo_birds.train_per_class + s.photo_birds.test_per_class
     assert (split.counts["train"] + split.counts["val"]).tolist() == [per_class] * 5
