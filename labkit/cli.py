@@ -16,7 +16,7 @@ from labkit.config import PROFILE_NAMES, profile_name, shown_path
 from labkit.grading.authoring.kit import KitError, build_kit, check_kit
 from labkit.grading.authoring.release import check_release, release_all
 from labkit.grading.scheduler.sandbox import MODES as SANDBOX_MODES
-from labkit.labs.session import SMOKE_LINE
+from labkit.labs.session import REHEARSAL_LINE, SMOKE_LINE
 
 
 def _repo_path(name: str) -> Path:
@@ -74,13 +74,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     profile = profile_name(args.profile)
-    if args.store and profile != "smoke":
+    if args.store and (profile != "smoke" or args.rehearse):
         print(
             f"--store keeps the smoke profile's outputs in solutions/ (what nbval compares); "
             f"run it with --profile smoke, not {profile}"
         )
         return 2
-    if profile == "smoke":
+    if args.rehearse:
+        print(REHEARSAL_LINE.format(profile=profile))
+    elif profile == "smoke":
         print(SMOKE_LINE)
 
     def after(run, notebook: Path) -> None:
@@ -93,7 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    runs = run_labs(notebooks, args.out, profile, after=after, stream=sys.stdout)
+    runs = run_labs(
+        notebooks, args.out, profile, after=after, stream=sys.stdout, rehearse=args.rehearse
+    )
     table = summary_table(runs, profile)
     with pd.option_context("display.max_colwidth", 80, "display.width", 200):
         print(table.to_string(index=False))
@@ -272,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="smoke profile only: write each notebook's outputs back into solutions/ (widget "
         "outputs and timestamps left out), when it ran without error",
+    )
+    run.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="the profile's models and image sizes with a couple of steps and images per lab "
+        "(LABKIT_REHEARSE=1 in each kernel): every cell runs, the numbers mean nothing, runs "
+        "go under runs/<lab>/<profile>-rehearsal",
     )
     run.set_defaults(func=cmd_run)
 

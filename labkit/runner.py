@@ -138,6 +138,7 @@ def run_notebook(
     out_dir: Path,
     *,
     profile: str | None = None,
+    rehearse: bool = False,
     cell_timeout: int | None = None,
     kernel_name: str = "python3",
     live: bool = False,
@@ -146,6 +147,7 @@ def run_notebook(
 ) -> LabRun:
     """Execute `notebook` (outputs cleared first) and write it to `out_dir`; the original stays.
 
+    `rehearse` sets `$LABKIT_REHEARSE` in the kernel (`labkit.labs.settings.rehearsing`).
     `cell_timeout` is in seconds per cell; None (the default) lets a long training cell run.
     `live`, `last_seconds` and `stream` shape the progress shown (see `CellProgress`). The
     kernel's own stderr and stdout go to `out_dir/<notebook stem>.kernel.log`.
@@ -157,6 +159,7 @@ def run_notebook(
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     env_profile = {"LABKIT_PROFILE": profile} if profile else {}
+    env_profile["LABKIT_REHEARSE"] = "1" if rehearse else ""
     progress = CellProgress(notebook.stem, nb, live=live, last_seconds=last_seconds, stream=stream)
     start = time.perf_counter()
     with (
@@ -238,24 +241,29 @@ def run_labs(
     live: bool | None = None,
     after: Callable[[LabRun, Path], None] | None = None,
     stream: TextIO | None = None,
+    rehearse: bool = False,
 ) -> list[LabRun]:
     """Run each notebook in turn (a failed one does not stop the others), remembering good
     runs' times; `after(run, notebook)` is called after each. `live` defaults to whether
-    `stream` (stderr) is a terminal."""
+    `stream` (stderr) is a terminal. `rehearse`: a rehearsal of `profile` (see `run_notebook`),
+    its times kept apart from the profile's."""
     stream = stream or sys.stderr
     live = stream.isatty() if live is None else live
+    kept = f"{profile}-rehearsal" if rehearse else profile
+    what = f"a rehearsal of the {profile} profile" if rehearse else f"the {profile} profile"
     runs = []
     for notebook in notebooks:
-        print(f"running {notebook.name} in the {profile} profile ...", file=stream, flush=True)
+        print(f"running {notebook.name} in {what} ...", file=stream, flush=True)
         run = run_notebook(
             notebook,
             out_dir,
             profile=profile,
+            rehearse=rehearse,
             live=live,
-            last_seconds=last_run_seconds(notebook.stem, profile),
+            last_seconds=last_run_seconds(notebook.stem, kept),
             stream=stream,
         )
-        remember_run(run, profile)
+        remember_run(run, kept)
         runs.append(run)
         if after is not None:
             after(run, notebook)

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from labkit.data.birds import load_birds, load_source_birds
 from labkit.data.datasets import LabData
 from labkit.data.synthbirds import SynthBirdsSpec
-from labkit.labs.settings import LabSettings, shown
+from labkit.labs.settings import LabSettings, rehearse_as, shown
 from labkit.training import distributed
 from labkit.training.callbacks import Checkpoints, ProgressBar
 from labkit.training.loaders import seeded_loader
@@ -65,7 +65,7 @@ class BirdsSettings(LabSettings):
     crop_to_box: bool = False  # crop each image to its bounding box first
     synthetic: SynthBirdsSpec = SYNTHETIC_BIRDS["cpu"]  # used when CUB-200-2011 is absent
     source: SynthBirdsSpec = SOURCE_BIRDS["cpu"]  # for pretraining without ImageNet weights
-    eval_batch_size: int = 64
+    eval_batch_size: int = field(default=64, metadata=rehearse_as(2))
     num_workers: int = 0  # DataLoader workers; 0 keeps everything in the notebook's process
 
     def builtin_birds(self) -> tuple[SynthBirdsSpec, ...]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from torch.utils.data import DataLoader
 
 from labkit.data.digits import DigitsData, load_digits_data, make_loaders
-from labkit.labs.settings import LabSettings, shown
+from labkit.labs.settings import LabSettings, rehearse_as, shown
 
 __all__ = ["DigitsSettings", "digit_loaders", "load_digits"]
 
@@ -23,10 +23,13 @@ class DigitsSettings(LabSettings):
     # the built-in scans are 8x8 enlarged, so 16 px loses nothing of them; MNIST is 28 px
     image_size: int = field(default=32, metadata=shown("images {}px"))
     train_per_class: int | None = field(
-        default=None, metadata=shown("train {}/class", none="all training images")
+        default=None,
+        metadata={**shown("train {}/class", none="all training images"), **rehearse_as(4)},
     )
-    test_per_class: int | None = None  # cap on test images per class; None keeps all
-    eval_batch_size: int = 256  # batch of evaluation and embedding passes
+    # cap on test images per class; None keeps all
+    test_per_class: int | None = field(default=None, metadata=rehearse_as(2))
+    # batch of evaluation and embedding passes
+    eval_batch_size: int = field(default=256, metadata=rehearse_as(2))
     num_workers: int = 0  # DataLoader workers; 0 keeps everything in the notebook's process
 
 

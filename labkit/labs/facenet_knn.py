@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from labkit.config import seed_everything
 from labkit.labs.digits import DigitsSettings, load_digits
 from labkit.labs.session import LabEntry
-from labkit.labs.settings import shown, shown_fields
+from labkit.labs.settings import rehearse_as, shown, shown_fields
 from labkit.models import count_layers, count_parameters
 from labkit.models.resnet import ResNetEmbedding, resnet18_embedding
 from labkit.plots import plot_history, plot_image_grid
@@ -109,7 +109,9 @@ class Settings(DigitsSettings):
     width: int = field(default=64, metadata=shown("width {}"))
     alpha: float = 10.0  # embeddings are L2-normalised, then scaled to this norm
     margin: float = 2.0  # triplet loss margin (for embeddings of norm alpha)
-    triplets_per_epoch: int = field(default=8000, metadata=shown("{} triplets an epoch"))
+    triplets_per_epoch: int = field(
+        default=8000, metadata={**shown("{} triplets an epoch"), **rehearse_as(6)}
+    )
     # how each of the three recipes trains; its batch_size counts triplets a step. Override
     # single fields with a dict, e.g. start(training={"num_epochs": 2})
     training: Recipe = field(
@@ -117,10 +119,12 @@ class Settings(DigitsSettings):
         metadata=shown_fields(num_epochs="{} epochs", batch_size="{} triplets a step"),
     )
     # mining batches hold P classes x K images: 48 images, as many as 16 random triplets
-    pk_classes: int = 8  # P (ours; the handout's bonus leaves P and K open)
-    pk_images: int = 6  # K (ours)
+    # P and K (ours; the handout's bonus leaves them open)
+    pk_classes: int = field(default=8, metadata=rehearse_as(2))
+    pk_images: int = field(default=6, metadata=rehearse_as(3))
     knn_neighbors: int = 5  # k of the KNN classifier
-    val_triplets: int = 1000  # fixed test triplets scored after every epoch (ours)
+    # fixed test triplets scored after every epoch (ours)
+    val_triplets: int = field(default=1000, metadata=rehearse_as(6))
 
     def __post_init__(self) -> None:
         """Check field types (see `LabSettings`) and that the three recipes keep one budget:
@@ -211,11 +215,12 @@ def recipe_loader(recipe: str, dataset: Dataset, settings: Settings) -> DataLoad
 
 
 def validation_loader(dataset: Dataset, settings: Settings, *, seed: int = 0) -> DataLoader:
-    """`settings.val_triplets` fixed random triplets of `dataset` (the test set), in order."""
+    """`settings.val_triplets` fixed random triplets of `dataset` (the test set), in order,
+    as many a batch as `settings.eval_batch_size` holds images (at least one triplet)."""
     triplets = random_triplets(_labels(dataset), settings.val_triplets, seed=seed)
     return DataLoader(
         TripletDataset(dataset, triplets),
-        batch_size=settings.eval_batch_size // 3,
+        batch_size=max(1, settings.eval_batch_size // 3),
         num_workers=settings.num_workers,
     )
 

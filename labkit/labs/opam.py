@@ -72,7 +72,7 @@ from labkit.labs.birds import (
 )
 from labkit.labs.pretraining import BACKBONES, Pretrained, pretrained_backbone
 from labkit.labs.session import Lab, LabEntry
-from labkit.labs.settings import shown
+from labkit.labs.settings import rehearse_as, shown
 from labkit.models.res2net import res2net50_26w_4s, split_receptive_fields
 from labkit.models.summary import count_parameters
 from labkit.plots import plot_bird_grid, plot_history
@@ -135,11 +135,14 @@ class Settings(BirdsSettings):
     imagenet_weights: str | None = None  # VGG-16 weights file; None: torchvision's cache
     val_fraction: float = 0.1  # of each class's training images, held out: the fusion weights
     attention_size: int = field(default=448, metadata=shown("attention at {}px"))  # whole image
-    proposals: int = field(default=200, metadata=shown("{} patches per image"))  # candidates
+    proposals: int = field(  # candidates
+        default=200, metadata={**shown("{} patches per image"), **rehearse_as(8)}
+    )
     # "auto" (selective search when OpenCV's contrib module is there, else multi-scale windows),
     # "selective_search" or "multiscale" (labkit.attention.propose_patches)
     proposal_method: str = "auto"
-    patch_batch_size: int = 64  # patches a forward pass scores (batches of 64 ran fastest on a CPU)
+    # patches a forward pass scores (batches of 64 ran fastest on a CPU)
+    patch_batch_size: int = field(default=64, metadata=rehearse_as(4))
     filter_threshold: float = 0.5  # a patch is kept when its label's soft-max score exceeds this
     patches_per_image: int = 5  # kept patches per training image that ClassNet also trains on
     saliency: str = field(default="cam", metadata=shown("{} saliency"))  # one of SALIENCY
@@ -148,7 +151,7 @@ class Settings(BirdsSettings):
     saliency_threshold: float = 0.2
     # test images that section 6 boxes with the student's own object_box_from and iou (a search
     # written in Python takes up to a second on a 448 px map)
-    own_boxes: int = 500
+    own_boxes: int = field(default=500, metadata=rehearse_as(2))
     min_iou: float = 0.0  # object constraint: a part's IoU with the object box must exceed this
     min_inside: float = 0.4  # ... and more than this fraction of the part inside the object box
     max_candidates: int = 200  # candidate parts kept per image, best IoU first (the authors')

@@ -16,13 +16,17 @@ import torch
 from labkit.config import device, run_dir, seed_everything
 from labkit.labs.settings import LabSettings, choose
 
-__all__ = ["MEANINGS", "SMOKE_LINE", "Lab", "LabEntry", "start_lab"]
+__all__ = ["MEANINGS", "REHEARSAL_LINE", "SMOKE_LINE", "Lab", "LabEntry", "start_lab"]
 
 S = TypeVar("S", bound=LabSettings)
 
 SMOKE_LINE = (
     "smoke profile: a seconds-long check for CI; its numbers mean nothing "
     "(LABKIT_PROFILE=cpu gives meaningful ones in minutes)"
+)
+REHEARSAL_LINE = (
+    "rehearsal: the {profile} profile's models and image sizes with a couple of steps and images; "
+    "its numbers mean nothing (runs under runs/<lab>/{profile}-rehearsal)"
 )
 MEANINGS = {  # what each profile's numbers are good for, one line each
     "smoke": "a seconds-long check for CI: the notebook runs, its numbers mean nothing",
@@ -51,8 +55,10 @@ class Lab(Generic[S]):
 
     def run_dir(self, run: str) -> Path:
         """The folder of one model's runs in this lab and profile (see `labkit.config.run_dir`);
-        pass it to `labkit.training.callbacks.Checkpoints(..., per_settings=True)`."""
-        return run_dir(self.name, self.profile, run)
+        pass it to `labkit.training.callbacks.Checkpoints(..., per_settings=True)`. A
+        rehearsal's runs live apart, under `<profile>-rehearsal`, never among the profile's."""
+        folder = f"{self.profile}-rehearsal" if self.settings.rehearse else self.profile
+        return run_dir(self.name, folder, run)
 
 
 def _device_line(dev: torch.device, profile: str) -> str:
@@ -76,7 +82,9 @@ def start_lab(name: str, teaches: str, settings: S, *, seed: int = 0) -> Lab[S]:
     """
     dev = device()
     seed_everything(seed)
-    if settings.profile == "smoke":
+    if settings.rehearse:
+        print(REHEARSAL_LINE.format(profile=settings.profile))
+    elif settings.profile == "smoke":
         print(SMOKE_LINE)
     print(f"lab: {name}: {teaches}")
     print(settings.summary())
@@ -95,18 +103,29 @@ class LabEntry(Generic[S]):
     teaches: str  # one line, printed by `start`
     profiles: Mapping[str, S]  # one frozen settings instance per profile (smoke, cpu, full)
 
-    def settings(self, profile: str | None = None, **overrides: Any) -> S:
+    def settings(
+        self, profile: str | None = None, *, rehearse: bool | None = None, **overrides: Any
+    ) -> S:
         """The lab's settings for `profile` (default: chosen as `labkit.config.profile_name`),
         with single fields overridden, e.g. `settings("cpu", num_epochs=2)`; a field holding a
-        training stage takes a dict of its changes (see `labkit.labs.settings.choose`).
+        training stage takes a dict of its changes (see `labkit.labs.settings.choose`). With
+        `rehearse` (default: `$LABKIT_REHEARSE`) a rehearsal's (`LabSettings.rehearsal`).
 
         Raises:
             ValueError: an unknown profile or field name, or a value the settings refuse.
             TypeError: a value of the wrong type.
         """
-        return choose(self.profiles, profile, overrides)
+        return choose(self.profiles, profile, overrides, rehearse=rehearse)
 
-    def start(self, profile: str | None = None, *, seed: int = 0, **overrides: Any) -> Lab[S]:
+    def start(
+        self,
+        profile: str | None = None,
+        *,
+        seed: int = 0,
+        rehearse: bool | None = None,
+        **overrides: Any,
+    ) -> Lab[S]:
         """The first cell of the lab: seed, choose settings (`settings(profile, **overrides)`)
         and device, print one line each (see `start_lab`)."""
-        return start_lab(self.name, self.teaches, self.settings(profile, **overrides), seed=seed)
+        chosen = self.settings(profile, rehearse=rehearse, **overrides)
+        return start_lab(self.name, self.teaches, chosen, seed=seed)

@@ -7,15 +7,66 @@ the lab's printed profile line, e.g. `field(default=20, metadata={"show": "{} ep
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from labkit.config import PROFILE_NAMES, profile_name
 from labkit.data.synthbirds import SynthBirdsSpec
+from labkit.training.recipe import Recipe
 
-__all__ = ["LabSettings", "choose", "shown", "shown_fields"]
+__all__ = [
+    "REHEARSE_ENV",
+    "LabSettings",
+    "choose",
+    "rehearsal_birds",
+    "rehearsal_recipe",
+    "rehearse_as",
+    "rehearsing",
+    "shown",
+    "shown_fields",
+]
+
+REHEARSE_ENV = "LABKIT_REHEARSE"  # set (not "" or "0"): every lab's settings are a rehearsal's
+
+
+def rehearsing(flag: bool | None = None) -> bool:
+    """`flag` if given, else whether `$LABKIT_REHEARSE` is set to anything but "", "0"."""
+    if flag is not None:
+        return flag
+    return os.environ.get(REHEARSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def rehearsal_recipe(recipe: Recipe) -> Recipe:
+    """`recipe` as a rehearsal trains it: one epoch of at most two optimiser steps of
+    micro-batches of at most 2 (accumulation kept, up to 2), two validation batches; the
+    optimiser and schedule are the recipe's."""
+    return replace(
+        recipe,
+        num_epochs=1,
+        batch_size=min(recipe.batch_size, 2),
+        accum_steps=min(recipe.accum_steps, 2),
+        max_steps=2,
+        max_eval_batches=2,
+    )
+
+
+def rehearsal_birds(spec: SynthBirdsSpec) -> SynthBirdsSpec:
+    """A synthetic bird set at `spec`'s image size with at most 5 classes of 4 + 2 images:
+    a rehearsal's shapes, without its hours."""
+    return replace(
+        spec,
+        num_classes=min(spec.num_classes, 5),
+        train_per_class=min(spec.train_per_class, 4),
+        test_per_class=min(spec.test_per_class, 2),
+    )
+
+
+def rehearse_as(value: Any | Callable[[Any], Any]) -> dict[str, Any]:
+    """Field metadata: under a rehearsal the field takes `value` (a callable: of its value)."""
+    return {"rehearse": value}
 
 
 def shown(label: str, none: str | None = None) -> dict[str, str]:
@@ -36,6 +87,8 @@ class LabSettings:
     """The base of every lab's settings: the profile they belong to."""
 
     profile: str  # smoke, cpu or full (labkit.config.PROFILE_NAMES)
+    # the profile's shapes with a couple of steps and images (`rehearsal`); its runs apart
+    rehearse: bool = False
 
     def __post_init__(self) -> None:
         """Check every field against its annotation, so that a mistyped override fails in the
@@ -67,6 +120,23 @@ class LabSettings:
             for name, label in f.metadata.get("show_fields", {}).items():
                 parts.append(label.format(getattr(value, name)))
         return f"profile: {self.profile} ({', '.join(parts)})"
+
+    def rehearsal(self) -> Self:
+        """These settings as a rehearsal runs them: every model, image size, crop, width and
+        schedule kept; every `Recipe` field capped (`rehearsal_recipe`), every synthetic bird
+        set shrunk (`rehearsal_birds`), and each field whose metadata says `rehearse`
+        (`rehearse_as`) given that value. Returns a new instance with `rehearse=True`."""
+        changes: dict[str, Any] = {"rehearse": True}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "rehearse" in f.metadata:
+                rule = f.metadata["rehearse"]
+                changes[f.name] = rule(value) if callable(rule) else rule
+            elif isinstance(value, Recipe):
+                changes[f.name] = rehearsal_recipe(value)
+            elif isinstance(value, SynthBirdsSpec):
+                changes[f.name] = rehearsal_birds(value)
+        return replace(self, **changes)
 
     def builtin_birds(self) -> tuple[SynthBirdsSpec, ...]:
         """The synthetic bird sets the lab's notebook writes under the data folder when the real
@@ -107,8 +177,11 @@ def choose(
     table: Mapping[str, Settings],
     profile: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    rehearse: bool | None = None,
 ) -> Settings:
-    """The settings of `profile` (see `labkit.config.profile_name`) with single fields replaced.
+    """The settings of `profile` (see `labkit.config.profile_name`) with single fields replaced,
+    then, when `rehearse` (default: `$LABKIT_REHEARSE`, see `rehearsing`), as a rehearsal runs
+    them (`LabSettings.rehearsal`).
 
     A field that holds a dataclass of its own (say one training stage of a two-stage lab) takes
     a dict of the fields to change in it: `{"stage1": {"lr": 0.5}}` keeps its other fields.
@@ -122,7 +195,7 @@ def choose(
     if missing:
         raise ValueError(f"the lab defines no settings for profile(s) {missing}")
     base = table[name]
-    known = {f.name for f in fields(base)} - {"profile"}
+    known = {f.name for f in fields(base)} - {"profile", "rehearse"}
     unknown = sorted(set(overrides or {}) - known)
     if unknown:
         raise ValueError(
@@ -131,7 +204,8 @@ def choose(
     changes = {
         key: _merged(getattr(base, key), value, key) for key, value in (overrides or {}).items()
     }
-    return replace(base, **changes)
+    chosen = replace(base, **changes)
+    return chosen.rehearsal() if rehearsing(rehearse) else chosen
 
 
 def _merged(current: Any, value: Any, name: str) -> Any:

@@ -53,7 +53,7 @@ from labkit.data.transforms import (
 from labkit.labs.birds import SOURCE_BIRDS, BirdsSettings, early_stopping_note, train_stage
 from labkit.labs.pretraining import ImageNetWeights, Pretrained, pretrained
 from labkit.labs.session import LabEntry
-from labkit.labs.settings import shown
+from labkit.labs.settings import rehearse_as, shown
 from labkit.models.summary import count_parameters
 from labkit.models.vgg import (
     VGG,
@@ -135,7 +135,8 @@ class Settings(BirdsSettings):
     scale_min: int = field(default=256, metadata=shown("S in [{}"))  # scale jitter's short side
     scale_max: int = field(default=512, metadata=shown("{}]"))
     grid: int = field(default=5, metadata=shown("multi-crop {0} x {0}"))  # crops per scale
-    eval_images: int | None = None  # source test images for dense vs multi-crop; None: all
+    # source test images for dense vs multi-crop; None: all
+    eval_images: int | None = field(default=None, metadata=rehearse_as(2))
     pretrain: Recipe = Recipe(num_epochs=30, batch_size=32, accum_steps=1, lr=0.01,
                               weight_decay=5e-4, schedule="cosine",
                               label_smoothing=0.1, restore_best=True)  # fmt: skip

@@ -198,7 +198,7 @@ def _run_epoch(trainer: Trainer, pieces: Sequence[Callback], *, epoch: int) -> d
 
 def _train_epoch(trainer: Trainer, pieces: Sequence[Callback], epoch: int) -> tuple[float, float]:
     model, task, optimizer = trainer.model, trainer.task, trainer.optimizer
-    device, num_batches = model_device(model), safe_len(trainer.train_loader)
+    device, num_batches = model_device(model), _capped_len(trainer)
     folder = trainer.run_dir
     last_good = folder / "last.pt" if folder and (folder / "last.pt").is_file() else None
     model.train()
@@ -207,6 +207,8 @@ def _train_epoch(trainer: Trainer, pieces: Sequence[Callback], epoch: int) -> tu
     total_loss = total_correct = 0.0
     seen = pending = 0
     for index, batch in enumerate(trainer.train_loader):
+        if num_batches is not None and index >= num_batches:
+            break  # a rehearsal's cap (recipe.max_steps)
         inputs, targets = to_device(unpack(batch), device)
         group = group_size(index, num_batches, trainer.recipe.accum_steps)
         with distributed.gradient_sync(model, ends_step=pending + 1 == group):
@@ -246,6 +248,15 @@ def _train_epoch(trainer: Trainer, pieces: Sequence[Callback], epoch: int) -> tu
     return total_loss / seen, (total_correct / seen if task.metric_fn is not None else math.nan)
 
 
+def _capped_len(trainer: Trainer) -> int | None:
+    """Micro-batches this epoch trains on: the loader's, or `recipe.max_steps` steps' worth."""
+    length, recipe = safe_len(trainer.train_loader), trainer.recipe
+    if recipe.max_steps is None:
+        return length
+    cap = recipe.max_steps * recipe.accum_steps
+    return cap if length is None else min(length, cap)
+
+
 def _loss_hook(fn: Any, name: str) -> None:
     # a loss_fn's optional per-epoch method (e.g. a mined loss checking the epoch found triplets)
     hook = getattr(fn, name, None)
@@ -263,7 +274,12 @@ def _validate(trainer: Trainer) -> dict[str, float]:
     metrics.update(task.val_metrics)
     with autocast(model_device(trainer.model), trainer.amp_dtype):
         result = _eval_loop(
-            trainer.model, trainer.val_loader, task.loss_fn, task.forward_fn, metrics
+            trainer.model,
+            trainer.val_loader,
+            task.loss_fn,
+            task.forward_fn,
+            metrics,
+            max_batches=trainer.recipe.max_eval_batches,
         )
     return {f"val_{k}": result.get(k, math.nan) for k in ("loss", "acc", *task.val_metrics)}
 
@@ -277,12 +293,15 @@ def _eval_loop(
     loss_fn: LossFn,
     forward_fn: ForwardFn,
     metrics: Mapping[str, MetricFn],
+    max_batches: int | None = None,
 ) -> dict[str, float]:
     device = model_device(model)
     totals = dict.fromkeys(["loss", *metrics], 0.0)
     seen = 0
     with eval_mode(model), torch.no_grad():
-        for batch in loader:
+        for index, batch in enumerate(loader):
+            if max_batches is not None and index >= max_batches:
+                break  # a rehearsal's cap (recipe.max_eval_batches)
             inputs, targets = to_device(unpack(batch), device)
             outputs = forward_fn(model, inputs)
             n = batch_size(inputs, targets)

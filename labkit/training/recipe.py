@@ -52,6 +52,10 @@ class Recipe:
     monitor: str = "val_acc"  # what early stopping, "plateau" and the best epoch watch
     restore_best: bool = False  # end with the best epoch's weights instead of the last's
     label_smoothing: float = 0.0  # of the default loss, cross-entropy
+    # a rehearsal's caps (`labkit run --rehearse`): optimiser steps an epoch and validation
+    # batches an epoch; None: the whole loader
+    max_steps: int | None = None
+    max_eval_batches: int | None = None
 
     def __post_init__(self) -> None:
         """Check the types, names and counts, so that a bad override fails where it is made."""
@@ -68,8 +72,11 @@ class Recipe:
         for name in ("num_epochs", "accum_steps", "batch_size", "plateau_patience", "step_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be None or a positive int, got {self.patience!r}")
+        for name in ("patience", "max_steps", "max_eval_batches"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be None or a positive int, got {getattr(self, name)!r}"
+                )
         for name, choices in (
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),

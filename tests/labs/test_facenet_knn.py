@@ -1,6 +1,7 @@
 """Lab 03's module: its settings per profile, and three recipes on one budget through fit."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -149,3 +150,11 @@ def test_triplet_distances_are_those_of_each_stacked_triplet_and_keep_the_mode()
                 rows.append((torch.dist(a, p).item(), torch.dist(a, n).item()))
     assert ap.tolist() == pytest.approx([r[0] for r in rows], abs=1e-4)
     assert an.tolist() == pytest.approx([r[1] for r in rows], abs=1e-4)
+
+
+def test_validation_loader_with_an_evaluation_batch_under_three_images():
+    # found by the full profile's rehearsal: eval_batch_size 2 gave DataLoader(batch_size=0)
+    data = _images()
+    for eval_batch_size in (1, 2):
+        loader = validation_loader(data, replace(PROFILE, eval_batch_size=eval_batch_size))
+        assert loader.batch_size == 1 and sum(len(x) for _, x in loader) == 10
