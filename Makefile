@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.labkit-installed
 
-.PHONY: run test test-browser lint lab release clean
+.PHONY: run rehearse test test-browser lint lab release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)  ## run every lab headless on the built-in data, print headline results and wall time
 	$(BIN)/labkit run $(LABS)
+
+# every lab's full profile at full shapes, a couple of steps each (labkit run --rehearse; README)
+rehearse: $(STAMP)  ## rehearse every lab's full profile on this machine: every cell, a few images
+	OMP_NUM_THREADS=2 $(BIN)/labkit run $(LABS) --profile full --rehearse --out build/rehearse
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
