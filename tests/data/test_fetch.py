@@ -345,6 +345,15 @@ def test_a_broken_cub_folder_stops_before_downloading(server, tmp_path, cub_tgz)
     assert server.log == []
 
 
+def test_a_mirror_url_is_the_file_or_the_folder_holding_it() -> None:
+    remote = SOURCES["mnist"].files[0]
+    folder = f"https://mirror.example/mnist/{remote.file_name}"
+    assert fetching._mirror("https://mirror.example/mnist", remote, several=True) == folder
+    assert fetching._mirror("https://mirror.example/mnist/", remote, several=False) == folder
+    assert fetching._mirror("https://mirror.example/x.gz", remote, several=False).endswith("x.gz")
+    assert fetching._mirror(None, remote, several=True) is None
+
+
 # ---------------------------------------------------------------------------------------------
 # the command
 
