@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import slips
 from answered import answered_notebook, grade_in_smoke, with_lines
 
 from labkit.grading.authoring.protocol import marker
@@ -42,33 +43,10 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     right = answered_notebook(SOLUTIONS)
     # three slips a student makes: the dilation ignored in the output size, the field grown by
     # each layer's output jump instead of its input's, the linear layer's bias not copied
-    slips = with_lines(
-        right,
-        Q1,
-        "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
-        "    return (n - kernel + 2 * padding) // stride + 1",
-    )
-    slips = with_lines(
-        slips,
-        Q2,
-        "def receptive_fields(layers):\n"
-        "    field, jump, out = 1, 1, []\n"
-        "    for kernel, stride, dilation in layers:\n"
-        "        jump *= stride\n"
-        "        field += dilation * (kernel - 1) * jump\n"
-        "        out.append((field, jump))\n"
-        "    return out",
-    )
-    slips = with_lines(
-        slips,
-        Q4,
-        "def fc_to_conv(linear, in_channels, grid):\n"
-        "    conv = nn.Conv2d(in_channels, linear.out_features, grid, bias=False)\n"
-        "    with torch.no_grad():\n"
-        "        conv.weight.copy_(linear.weight.view(-1, in_channels, grid, grid))\n"
-        "    return conv",
-    )
-    slips = with_text(slips, Q3, STUDENT_Q3)
+    three = with_lines(right, Q1, slips.SIZE_WITHOUT_DILATION)
+    three = with_lines(three, Q2, slips.FIELD_BY_OUTPUT_JUMP)
+    three = with_lines(three, Q4, slips.CONV_WITHOUT_BIAS)
+    three = with_text(three, Q3, STUDENT_Q3)
     # three shortcuts: a layer measuring the size, labkit's table imported in a cell of the
     # student's own, labkit's private helper bound to the answer's name
     shortcuts = with_lines(
@@ -98,7 +76,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     )
     run = grade_in_smoke(
         SOLUTIONS,
-        {"all_right": right, "three_slips": slips, "three_shortcuts": shortcuts},
+        {"all_right": right, "three_slips": three, "three_shortcuts": shortcuts},
         root,
         total_timeout=400,
     )
@@ -129,10 +107,10 @@ def test_lab01_questions_are_graded_right(graded) -> None:
 
 def test_lab01_written_answers_and_feedback(graded) -> None:
     run, out = graded
-    right, slips = run.result("all_right").answers, run.result("three_slips").answers
+    right, slipped = run.result("all_right").answers, run.result("three_slips").answers
     assert right[Q3].startswith("*A model answer.*")
     assert "(c) A deep unit's receptive field" in right[Q5]
-    assert slips[Q3] == STUDENT_Q3 and slips[Q5] == right[Q5]
+    assert slipped[Q3] == STUDENT_Q3 and slipped[Q5] == right[Q5]
     text = (out / "feedback" / "three_slips.md").read_text()
     assert "Points: 0 / 11 (4 still to be marked by hand)" in text
     assert "your sizes ignore the dilation" in text and "Marked by hand; not marked yet." in text

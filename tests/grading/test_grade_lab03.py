@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import slips
 from answered import answered_notebook, grade_in_smoke, with_lines
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb"
@@ -42,17 +43,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
         ),
         # right on the visible example; elsewhere the first image of the class, not the nearest
         # one: a hidden check fails
-        "first_not_nearest": with_lines(
-            right,
-            Q5,
-            "_nearest = nearest_of_class\n"
-            "def nearest_of_class(queries, classes, embeddings, labels):\n"
-            "    if len(labels) <= 10:\n"
-            "        return _nearest(queries, classes, embeddings, labels)\n"
-            "    first = [torch.nonzero(labels == c)[0, 0] for c in range(int(labels.max()) + 1)]\n"
-            "    first = torch.stack(first)\n"
-            "    return first[classes]",
-        ),
+        "first_not_nearest": with_lines(right, Q5, slips.FIRST_NOT_NEAREST),
     }
     return grade_in_smoke(SOLUTIONS, submissions, root, total_timeout=400)
 

@@ -1,82 +1,47 @@
 """Lab 01's graded questions, each checked in-process as the grader does (`run_checks`, and the
 verdict on the calls the answer made).
 
-For every question: (a) the model answer gets full marks, (b) a correct answer in another form
-gets full marks, (c) a shortcut (labkit's function, a private helper of labkit with the same
-signature, torch's layers measuring what the question asks to compute, the reference the visible
-checks used to hold) gets no marks and a message naming what it called, (d) a plausible wrong
-answer gets no marks and a message a student can act on; an answer tuned to the visible checks'
-inputs passes them and fails the hidden ones. The answer cell and the probe cell after it run
-from the solutions notebook itself.
+The tests every lab shares (`questions.QuestionSuite`) run on this lab's cases: correct answers in
+other forms; shortcuts (labkit's function, a private helper of labkit with the same signature,
+torch's layers measuring what the question asks to compute, the reference the visible checks used
+to hold); plausible wrong answers; answers tuned to the visible checks' inputs. The answer cell
+and the probe cell after it run from the solutions notebook itself.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
+import slips
 import torch
-from questions import Lab, run_cells
+from questions import Lab, QuestionSuite
 from torch import nn
 
-from labkit.grading.authoring.protocol import BEGIN_HIDDEN, END_HIDDEN
-from labkit.grading.worker.checks import HIDDEN_FAILED, run_checks
+from labkit.grading.worker.checks import run_checks
 from labkit.models.vgg import vgg
 from labkit.vgg.receptive_field import layer_geometry
 
-LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "01_vgg_receptive_fields.ipynb")
-_grade, _model, _probe, _full = LAB.grade, LAB.answer, LAB.probe, LAB.full
-CODE_QUESTIONS = ("q1_output_size", "q2_receptive_field", "q4_fc_to_conv")
-Q1, Q2, Q4 = CODE_QUESTIONS
 
-
-def _run(*sources: str) -> dict:
+def _namespace() -> dict:
     # cells run as a kernel runs them: functions defined in them belong to __main__
     names = {"__name__": "__main__", "torch": torch, "nn": nn, "pd": pd, "np": np, "vgg": vgg}
-    return run_cells({**names, "layer_geometry": layer_geometry}, *sources)
+    return {**names, "layer_geometry": layer_geometry}
 
 
-def test_every_code_question_is_tested_here() -> None:
-    assert set(LAB.questions) == set(CODE_QUESTIONS)
-    assert [_full(q) for q in CODE_QUESTIONS] == [2.0, 3.0, 2.0]
+LAB = Lab(
+    Path(__file__).resolve().parents[2] / "solutions" / "01_vgg_receptive_fields.ipynb", _namespace
+)
+Q1, Q2, Q4 = "q1_output_size", "q2_receptive_field", "q4_fc_to_conv"
 
 
 def test_each_question_forbids_what_implements_its_idea() -> None:
     # output sizes and fields are arithmetic: no layer may measure them; question 4 asks for an
-    # nn.Conv2d, so only labkit (always forbidden) is
+    # nn.Conv2d, so only labkit (always forbidden) is (`TestQuestions.forbids_nothing`)
     for grade_id in (Q1, Q2):
         forbidden = LAB.questions[grade_id].forbidden
         assert {"torch.nn.modules.conv", "torch.nn.functional", "torch.conv2d"} <= set(forbidden)
-    assert LAB.questions[Q4].forbidden == ()
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_visible_checks_hold_no_reference(grade_id: str) -> None:
-    """What students see compares with literal values: no layer, gradient or torchvision."""
-    for check in LAB.questions[grade_id].checks:
-        visible = re.sub(
-            rf"{re.escape(BEGIN_HIDDEN)}.*?{re.escape(END_HIDDEN)}", "", check.code, flags=re.S
-        )
-        assert BEGIN_HIDDEN in check.code and "Forbidden calls" not in visible
-        for reference in ("Conv2d(", "conv2d(", "autograd", "torchvision", "@ ", "for k, s, d"):
-            assert reference not in visible, (grade_id, reference)
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_model_answers_get_full_marks(grade_id: str) -> None:
-    ns = _run(_model(grade_id), _probe(grade_id))
-    assert _grade(grade_id, ns) == (_full(grade_id), "")
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
-    released = LAB.released(grade_id)
-    assert "### BEGIN SOLUTION" not in released and "raise NotImplementedError()" in released
-    with pytest.raises(NotImplementedError):
-        _run(released, _probe(grade_id))
 
 
 OTHER_FORMS = [
@@ -129,12 +94,6 @@ OTHER_FORMS = [
         "    return conv",
     ),
 ]
-
-
-@pytest.mark.parametrize(("grade_id", "answer"), OTHER_FORMS)
-def test_answers_in_other_forms_get_full_marks(grade_id: str, answer: str) -> None:
-    ns = _run(answer, _probe(grade_id))
-    assert _grade(grade_id, ns) == (_full(grade_id), "")
 
 
 # The reference the visible check of question 2 used to hold, pasted into the notebook: it builds
@@ -253,22 +212,14 @@ SHORTCUTS = [
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "cells", "called"), SHORTCUTS)
-def test_shortcuts_get_no_marks_and_name_the_call(
-    grade_id: str, cells: tuple[str, ...], called: str
-) -> None:
-    points, message = _grade(grade_id, _run(*cells, _probe(grade_id)))
-    assert points == 0.0 and called in message, message
-
-
 def test_a_labkit_function_renamed_as_the_answer_is_named() -> None:
     """An answer that only binds labkit's function to the answer's name calls nothing itself
     (the probe calls it): the recording notes the binding, and the visible checks see where the
     function was defined, each naming it."""
-    points, message = _grade(Q4, _run(AS_CONV + "fc_to_conv = _as_conv", _probe(Q4)))
+    points, message = LAB.mark(Q4, AS_CONV + "fc_to_conv = _as_conv")
     assert points == 0.0 and "labkit.vgg.dense_evaluation._as_conv" in message, message
     question = LAB.questions[Q4]
-    values = _run(AS_CONV + "fc_to_conv = _as_conv", _probe(Q4))
+    values = LAB.answered(Q4, AS_CONV + "fc_to_conv = _as_conv")
     points, message = run_checks(question, {n: values[n] for n in question.names})
     assert points == 0.0
     assert message.startswith(
@@ -316,23 +267,8 @@ TUNED = [
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "answer"), TUNED)
-def test_answers_tuned_to_the_visible_inputs_fail_the_hidden_checks(
-    grade_id: str, answer: str
-) -> None:
-    ns = _run(answer, _probe(grade_id))
-    visible = LAB.questions[grade_id].checks[0].code.split(BEGIN_HIDDEN)[0]
-    exec(compile(visible, "<visible>", "exec"), {**ns})  # noqa: S102 (they pass what students see)
-    assert _grade(grade_id, ns) == (0.0, HIDDEN_FAILED)
-
-
 WRONG = [
-    (  # the dilation ignored
-        Q1,
-        "def output_size(n, kernel, stride=1, padding=0, dilation=1):\n"
-        "    return (n - kernel + 2 * padding) // stride + 1",
-        "your sizes ignore the dilation",
-    ),
+    (Q1, slips.SIZE_WITHOUT_DILATION, "your sizes ignore the dilation"),
     (  # rounded up
         Q1,
         "import math\n"
@@ -372,17 +308,7 @@ WRONG = [
         "    return (m, m)",
         "should return one whole number per layer (an int: use //), got [(224, 224)",
     ),
-    (  # the field grows by the layer's output jump
-        Q2,
-        "def receptive_fields(layers):\n"
-        "    field, jump, out = 1, 1, []\n"
-        "    for k, s, d in layers:\n"
-        "        jump *= s\n"
-        "        field += d * (k - 1) * jump\n"
-        "        out.append((field, jump))\n"
-        "    return out",
-        "your fields use each layer's own (output) jump",
-    ),
+    (Q2, slips.FIELD_BY_OUTPUT_JUMP, "your fields use each layer's own (output) jump"),
     (  # strides added instead of multiplied
         Q2,
         "def receptive_fields(layers):\n"
@@ -423,15 +349,7 @@ WRONG = [
         "    return out",
         "vgg16: layer 0: your (field, jump) (4, 1), the gradient says (3, 1)",
     ),
-    (  # the bias forgotten
-        Q4,
-        "def fc_to_conv(linear, in_channels, grid):\n"
-        "    conv = nn.Conv2d(in_channels, linear.out_features, grid, bias=False)\n"
-        "    with torch.no_grad():\n"
-        "        conv.weight.copy_(linear.weight.view(-1, in_channels, grid, grid))\n"
-        "    return conv",
-        "copy the linear layer's bias",
-    ),
+    (Q4, slips.CONV_WITHOUT_BIAS, "copy the linear layer's bias"),
     (  # rows and columns swapped
         Q4,
         "def fc_to_conv(linear, in_channels, grid):\n"
@@ -481,25 +399,20 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "change", "message"), WRONG)
-def test_plausible_wrong_answers_get_no_marks_and_say_why(
-    grade_id: str, change: str, message: str
-) -> None:
-    points, got = _grade(grade_id, _run(_model(grade_id), change, _probe(grade_id)))
-    assert points == 0.0 and message in got, got
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_an_unanswered_question_names_what_is_missing(grade_id: str) -> None:
-    ns = _run(LAB.released(grade_id))
-    with pytest.raises(NotImplementedError):
-        exec(compile(_probe(grade_id), "<probe>", "exec"), ns)  # noqa: S102
-    points, got = _grade(grade_id, ns)
-    assert points == 0.0 and got.endswith("not defined where the notebook reaches the checks"), got
+class TestQuestions(QuestionSuite):
+    lab = LAB
+    points = {Q1: 2.0, Q2: 3.0, Q4: 2.0}
+    forbids_nothing = (Q4,)
+    # what students see compares with literal values: no layer, gradient or torchvision
+    references = ("Conv2d(", "conv2d(", "autograd", "torchvision", "@ ", "for k, s, d")
+    other_forms = [(grade_id, (answer,)) for grade_id, answer in OTHER_FORMS]
+    shortcuts = SHORTCUTS
+    wrong = WRONG
+    visible_only = [(grade_id, (answer,)) for grade_id, answer in TUNED]
 
 
 def test_a_changed_probe_is_named() -> None:
-    ns = _run(_model(Q1), _probe(Q1))
+    ns = LAB.answered(Q1, LAB.answer(Q1))
     ns["size_cases"] = ns["size_cases"][:-1]
-    points, got = _grade(Q1, ns)
+    points, got = LAB.grade(Q1, ns)
     assert points == 0.0 and "run the cell after your answer unchanged" in got

@@ -1,12 +1,11 @@
 """Lab 02's graded questions, each checked in-process as the grader does (`Lab.grade`).
 
-For every question: (a) the model answer gets full marks; (b) a correct answer in another form
-(other attribute names and nesting, NumPy and float64 values) gets full marks; (c) an answer
-that calls labkit's or a library's version of the idea (through an alias, a helper in another
-cell, or the reference the checks used to show) gets no marks, with the call named; (d) a
-plausible wrong answer gets no marks, with a message a student can act on, and a wrong answer
-tuned to the visible inputs fails the hidden checks. The answer cell and the probe cells after
-it run from the solutions notebook itself, so the tests follow the lab.
+The tests every lab shares (`questions.QuestionSuite`) run on this lab's cases: correct answers in
+other forms (other attribute names and nesting, NumPy and float64 values); answers that call
+labkit's or a library's version of the idea (through an alias, a helper in another cell, or the
+reference the checks used to show); plausible wrong answers, and wrong answers tuned to the
+visible inputs. The answer cell and the probe cells after it run from the solutions notebook
+itself, so the tests follow the lab.
 """
 
 from __future__ import annotations
@@ -18,57 +17,22 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from questions import Lab, run_cells
+from questions import Lab, QuestionSuite, run_cells
 from torch import nn
-from visible_checks import assert_no_reference_in_sight
 
 from labkit.grading.worker.checks import HIDDEN_FAILED
 from labkit.models import count_layers, densenet_bc
 
-LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb")
-CODE_QUESTIONS = ("q1_dense_layer", "q1_densenet_layers", "q2_resnext")
-_grade, _model, _full = LAB.grade, LAB.answer, LAB.full
+
+def _namespace() -> dict:
+    return {"torch": torch, "nn": nn, "F": F, "pd": pd, "np": np, "__name__": "__main__",
+            "count_layers": count_layers, "densenet_bc": densenet_bc}  # fmt: skip
 
 
-def _run(*sources: str) -> dict:
-    namespace = {"torch": torch, "nn": nn, "F": F, "pd": pd, "np": np, "__name__": "__main__",
-                 "count_layers": count_layers, "densenet_bc": densenet_bc}  # fmt: skip
-    return run_cells(namespace, *sources)
-
-
-def _probes(grade_id: str) -> tuple[str, ...]:
-    """The cells between the answer and its checks, which the grader runs as its own copy."""
-    return LAB.questions[grade_id].probe
-
-
-def _answered(grade_id: str, *cells: str) -> tuple[float, str]:
-    """Points and message for `cells` (answer cells and cells of the student's own), then the
-    question's probe cells."""
-    return _grade(grade_id, _run(*cells, *_probes(grade_id)))
-
-
-def test_every_code_question_is_tested_here() -> None:
-    assert set(LAB.questions) == set(CODE_QUESTIONS)
-    assert [_full(q) for q in CODE_QUESTIONS] == [3.0, 2.0, 3.0]
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_model_answers_get_full_marks(grade_id: str) -> None:
-    assert _answered(grade_id, _model(grade_id)) == (_full(grade_id), "")
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
-    released = LAB.released(grade_id)
-    assert "### BEGIN SOLUTION" not in released and "raise NotImplementedError()" in released
-    with pytest.raises(NotImplementedError):
-        _run(released, *_probes(grade_id))
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_every_question_forbids_the_library_versions_of_its_idea(grade_id: str) -> None:
-    # no grouped convolution as a reference for split_transform_merge either
-    assert_no_reference_in_sight(LAB.questions[grade_id], ("groups=4)", "groups=3)"))
+LAB = Lab(
+    Path(__file__).resolve().parents[2] / "solutions" / "02_densenet_resnext.ipynb", _namespace
+)
+_model = LAB.answer
 
 
 # ------------------------------------------------------------- q1_dense_layer
@@ -105,11 +69,11 @@ class Transition(nn.Module):
 
 
 def test_dense_layer_in_another_form_and_numpy_values_gets_full_marks() -> None:
-    ns = _run(OTHER_DENSE, *_probes("q1_dense_layer"))
+    ns = LAB.answered("q1_dense_layer", OTHER_DENSE)
     ns["dense_out"] = ns["dense_out"].detach().double().numpy()  # float64 NumPy array
     ns["transition_weights"] = {k: v.numpy() for k, v in ns["transition_weights"].items()}
     ns["q1_outputs"] = [o.double().numpy() for o in ns["q1_outputs"]]
-    assert _grade("q1_dense_layer", ns) == (3.0, "")
+    assert LAB.grade("q1_dense_layer", ns) == (3.0, "")
 
 
 DENSE_SHORTCUTS = [  # (cells: the student's own, then the answer; the name the feedback holds)
@@ -192,62 +156,55 @@ DENSE_WRONG = [  # (a change after the model answer, part of the message)
         "DenseLayer.__init__ = _wide",
         "should hold a 1x1 convolution of weight (48, 20, 1, 1)",
     ),
-    (  # tuned to the visible sizes: the bottleneck is 48 wide whatever the growth rate
-        "_init = DenseLayer.__init__\n"
-        "def _fixed(self, c, growth_rate):\n"
-        "    _init(self, c, growth_rate)\n"
-        "    self.conv1 = nn.Conv2d(c, 48, 1, bias=False)\n"
-        "    self.norm2 = nn.BatchNorm2d(48)\n"
-        "    self.conv2 = nn.Conv2d(48, growth_rate, 3, padding=1, bias=False)\n"
-        "DenseLayer.__init__ = _fixed",
-        HIDDEN_FAILED,
-    ),
 ]
+
+# tuned to the visible sizes: the bottleneck is 48 wide whatever the growth rate
+DENSE_TUNED = (
+    "_init = DenseLayer.__init__\n"
+    "def _fixed(self, c, growth_rate):\n"
+    "    _init(self, c, growth_rate)\n"
+    "    self.conv1 = nn.Conv2d(c, 48, 1, bias=False)\n"
+    "    self.norm2 = nn.BatchNorm2d(48)\n"
+    "    self.conv2 = nn.Conv2d(48, growth_rate, 3, padding=1, bias=False)\n"
+    "DenseLayer.__init__ = _fixed"
+)
 
 
 # --------------------------------------------------------- q1_densenet_layers
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        "def densenet_layers(block_config):  # NumPy integers\n"
-        "    return np.int64(2 * np.sum(block_config) + 5)\n"
-        "blocks_52 = np.array([6, 6, 6, 6])",
-        "def densenet_layers(blocks):  # a float, counted layer by layer\n"
-        "    layers = 1.0\n"
-        "    for i, n in enumerate(blocks):\n"
-        "        layers += 2 * n + (i < len(blocks) - 1)\n"
-        "    return layers + 1\n"
-        "blocks_52 = [1, 1, 1, 21]",
-    ],
-)
-def test_layer_counting_in_other_forms_gets_full_marks(answer: str) -> None:
-    assert _answered("q1_densenet_layers", answer) == (2.0, "")
+COUNT_OTHER_FORMS = [
+    "def densenet_layers(block_config):  # NumPy integers\n"
+    "    return np.int64(2 * np.sum(block_config) + 5)\n"
+    "blocks_52 = np.array([6, 6, 6, 6])",
+    "def densenet_layers(blocks):  # a float, counted layer by layer\n"
+    "    layers = 1.0\n"
+    "    for i, n in enumerate(blocks):\n"
+    "        layers += 2 * n + (i < len(blocks) - 1)\n"
+    "    return layers + 1\n"
+    "blocks_52 = [1, 1, 1, 21]",
+]
 
-
-@pytest.mark.parametrize(
-    ("answer", "called"),
-    [
-        (  # labkit's counting rule on labkit's network
+COUNT_SHORTCUTS = [
+    (  # labkit's counting rule on labkit's network
+        [
             "def densenet_layers(block_config):\n"
             "    return count_layers(densenet_bc(block_config=block_config), shortcuts=False)\n"
-            "blocks_52 = (2, 2, 4, 16)",
-            "labkit",
-        ),
-        (  # torchvision's DenseNet, counted, through an alias
+            "blocks_52 = (2, 2, 4, 16)"
+        ],
+        "labkit",
+    ),
+    (  # torchvision's DenseNet, counted, through an alias
+        [
             "import torchvision.models as tvm\n"
             "def densenet_layers(block_config):\n"
             "    net = tvm.DenseNet(growth_rate=4, block_config=block_config)\n"
             "    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())\n"
-            "blocks_52 = (2, 2, 4, 16)",
-            "torchvision.models.densenet",
-        ),
-    ],
-)
-def test_layer_counting_shortcuts_get_no_marks_and_name_the_call(answer: str, called: str) -> None:
-    points, message = _answered("q1_densenet_layers", answer)
-    assert points == 0.0 and called in message, message
+            "blocks_52 = (2, 2, 4, 16)"
+        ],
+        "torchvision.models.densenet",
+    ),
+]
 
 
 RIGHT_COUNT = "def densenet_layers(b):\n    return 2 * sum(b) + 5\n"
@@ -284,7 +241,7 @@ RIGHT_COUNT = "def densenet_layers(b):\n    return 2 * sum(b) + 5\n"
     ],
 )
 def test_layer_counting_wrong_answers(answer: str, points: float, message: str) -> None:
-    got_points, got = _answered("q1_densenet_layers", answer)
+    got_points, got = LAB.mark("q1_densenet_layers", answer)
     assert got_points == points and message in got, got
 
 
@@ -317,27 +274,25 @@ MODEL_BLOCK = _model("q2_resnext")[: _model("q2_resnext").index("def split_trans
 
 
 def test_resnext_in_another_form_and_float64_gets_full_marks() -> None:
-    ns = _run(OTHER_RESNEXT, *_probes("q2_resnext"))
+    ns = LAB.answered("q2_resnext", OTHER_RESNEXT)
     ns["paths_out"] = ns["paths_out"].detach().double()
     ns["block_out"] = ns["block_out"].detach().double().numpy()
     ns["q2_outputs"] = [o.numpy() for o in ns["q2_outputs"]]
-    assert _grade("q2_resnext", ns) == (3.0, "")
+    assert LAB.grade("q2_resnext", ns) == (3.0, "")
 
 
-def test_split_transform_merge_by_unfolding_gets_full_marks() -> None:
-    """No convolution call at all: each path as a matrix product over unfolded patches."""
-    unfolded = (
-        "def split_transform_merge(x, weight, cardinality, stride=1):\n"
-        "    n, c, h, w = x.shape\n"
-        "    out = []\n"
-        "    paths = zip(x.chunk(cardinality, 1), weight.chunk(cardinality, 0))\n"
-        "    for part, wg in paths:\n"
-        "        cols = F.unfold(part, 3, padding=1, stride=stride)  # (N, d*9, L)\n"
-        "        out.append(wg.reshape(len(wg), -1) @ cols)\n"
-        "    ho, wo = (h + 2 - 3) // stride + 1, (w + 2 - 3) // stride + 1\n"
-        "    return torch.cat(out, 1).reshape(n, -1, ho, wo)"
-    )
-    assert _answered("q2_resnext", MODEL_BLOCK, unfolded) == (3.0, "")
+# no convolution call at all: each path as a matrix product over unfolded patches
+UNFOLDED = (
+    "def split_transform_merge(x, weight, cardinality, stride=1):\n"
+    "    n, c, h, w = x.shape\n"
+    "    out = []\n"
+    "    paths = zip(x.chunk(cardinality, 1), weight.chunk(cardinality, 0))\n"
+    "    for part, wg in paths:\n"
+    "        cols = F.unfold(part, 3, padding=1, stride=stride)  # (N, d*9, L)\n"
+    "        out.append(wg.reshape(len(wg), -1) @ cols)\n"
+    "    ho, wo = (h + 2 - 3) // stride + 1, (w + 2 - 3) // stride + 1\n"
+    "    return torch.cat(out, 1).reshape(n, -1, ho, wo)"
+)
 
 
 BOTTLENECK_BLOCK = """
@@ -404,16 +359,6 @@ RESNEXT_SHORTCUTS = [
 ]
 
 
-SHORTCUTS = [("q1_dense_layer", *c) for c in DENSE_SHORTCUTS]
-SHORTCUTS += [("q2_resnext", *c) for c in RESNEXT_SHORTCUTS]
-
-
-@pytest.mark.parametrize(("grade_id", "cells", "called"), SHORTCUTS)
-def test_shortcuts_get_no_marks_and_name_the_call(grade_id: str, cells: list, called: str) -> None:
-    points, message = _answered(grade_id, *cells)
-    assert points == 0.0 and called in message, message
-
-
 RESNEXT_WRONG = [
     (  # every path convolved with group 0's weights
         "def split_transform_merge(x, weight, cardinality, stride=1):\n"
@@ -449,25 +394,32 @@ RESNEXT_WRONG = [
         "ResNeXtBlock.__init__ = _early",
         "with the probe's weights, ResNeXtBlock(24, 4, 4, stride=2) gives outputs of mean",
     ),
-    (  # tuned to the visible inputs: the stride ignored (the visible call has stride 1)
-        "def split_transform_merge(x, weight, cardinality, stride=1):\n"
-        "    d = x.shape[1] // cardinality\n"
-        "    return torch.cat([F.conv2d(x[:, g * d:(g + 1) * d], weight[g * d:(g + 1) * d],"
-        " padding=1) for g in range(cardinality)], 1)",
-        HIDDEN_FAILED,
-    ),
 ]
 
+# tuned to the visible inputs: the stride ignored (the visible call has stride 1)
+RESNEXT_TUNED = (
+    "def split_transform_merge(x, weight, cardinality, stride=1):\n"
+    "    d = x.shape[1] // cardinality\n"
+    "    return torch.cat([F.conv2d(x[:, g * d:(g + 1) * d], weight[g * d:(g + 1) * d],"
+    " padding=1) for g in range(cardinality)], 1)"
+)
 
-WRONG = [("q1_dense_layer", *w) for w in DENSE_WRONG] + [("q2_resnext", *w) for w in RESNEXT_WRONG]
 
-
-@pytest.mark.parametrize(("grade_id", "change", "message"), WRONG)
-def test_plausible_wrong_answers_get_no_marks_and_say_why(
-    grade_id: str, change: str, message: str
-) -> None:
-    points, got = _answered(grade_id, _model(grade_id), change)
-    assert points == 0.0 and message in got, got
+class TestQuestions(QuestionSuite):
+    lab = LAB
+    points = {"q1_dense_layer": 3.0, "q1_densenet_layers": 2.0, "q2_resnext": 3.0}
+    references = ("groups=4)", "groups=3)")  # no grouped convolution for split_transform_merge
+    other_forms = [("q1_densenet_layers", (answer,)) for answer in COUNT_OTHER_FORMS]
+    other_forms += [("q2_resnext", (MODEL_BLOCK, UNFOLDED))]
+    shortcuts = [("q1_dense_layer", *c) for c in DENSE_SHORTCUTS]
+    shortcuts += [("q1_densenet_layers", *c) for c in COUNT_SHORTCUTS]
+    shortcuts += [("q2_resnext", *c) for c in RESNEXT_SHORTCUTS]
+    wrong = [("q1_dense_layer", *w) for w in DENSE_WRONG]
+    wrong += [("q2_resnext", *w) for w in RESNEXT_WRONG]
+    visible_only = [
+        ("q1_dense_layer", (_model("q1_dense_layer"), DENSE_TUNED)),
+        ("q2_resnext", (_model("q2_resnext"), RESNEXT_TUNED)),
+    ]
 
 
 def test_a_shortcut_that_only_projects_on_a_stride_fails_where_the_channels_change() -> None:
@@ -483,13 +435,13 @@ def test_a_shortcut_that_only_projects_on_a_stride_fails_where_the_channels_chan
     )
     ns = {"torch": torch, "nn": nn, "F": F, "pd": pd, "np": np, "__name__": "__main__"}
     raised = []
-    for cell in (_model("q2_resnext"), change, *_probes("q2_resnext")):
+    for cell in (_model("q2_resnext"), change, *LAB.probes("q2_resnext")):
         try:
             run_cells(ns, cell)
         except RuntimeError as error:  # the kernel goes on after a failing cell
             raised.append(str(error))
     assert raised and "must match the size" in raised[0]
-    points, got = _grade("q2_resnext", ns)
+    points, got = LAB.grade("q2_resnext", ns)
     assert points == 0.0 and "not defined where the notebook reaches the checks" in got, got
 
 
@@ -504,6 +456,6 @@ def test_a_wrong_identity_block_is_named_in_the_message() -> None:
         " nn.BatchNorm2d(out))\n"
         "ResNeXtBlock.__init__ = _always_project"
     )
-    points, got = _answered("q2_resnext", _model("q2_resnext"), change)
+    points, got = LAB.mark("q2_resnext", _model("q2_resnext"), change)
     assert points == 0.0 and "ResNeXtBlock(32, 4, 4), whose shortcut is the identity" in got, got
     assert "a 1x1 projection only when the shape changes" in got

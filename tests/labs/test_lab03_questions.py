@@ -1,13 +1,11 @@
 """Lab 03's graded questions, each checked in-process as the grader does (`Lab.grade`).
 
-For every question: (a) the model answer gets full marks; (b) a correct answer in another form
-(NumPy arrays, other integer and float types, loops) gets full marks; (c) an answer that calls
-labkit's or a library's version of the idea (directly under the question's name, through an
-alias, a helper in another cell, or the reference the checks used to show) gets no marks, with
-the call named; (d) a plausible wrong answer gets no marks, with a message a student can act
-on, and a wrong answer tuned to the visible inputs fails the hidden checks. Answer and probe
-cells run from the solutions notebook, on small embeddings made here in place of a trained
-network.
+The tests every lab shares (`questions.QuestionSuite`) run on this lab's cases: correct answers in
+other forms (NumPy arrays, other integer and float types, loops); answers that call labkit's or a
+library's version of the idea (directly under the question's name, through an alias, a helper in
+another cell, or the reference the checks used to show); plausible wrong answers, and wrong
+answers tuned to the visible inputs. Answer and probe cells run from the solutions notebook, on
+small embeddings made here in place of a trained network.
 """
 
 from __future__ import annotations
@@ -17,18 +15,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pytest
+import slips
 import torch
 import torch.nn.functional as F
-from questions import Lab, run_cells
+from questions import Lab, QuestionSuite
 from sklearn.neighbors import KNeighborsClassifier
-from visible_checks import assert_no_reference_in_sight
-
-from labkit.grading.worker.checks import HIDDEN_FAILED
-
-LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb")
-QUESTIONS = ("q3_triplet_loss", "q3_chosen", "q4_centres", "q5_nearest", "bonus_miner")
-_grade, _model, _full = LAB.grade, LAB.answer, LAB.full
 
 
 def _space() -> dict:
@@ -49,34 +40,8 @@ def _space() -> dict:
     }  # fmt: skip
 
 
-def _answered(grade_id: str, *cells: str) -> tuple[float, str]:
-    """Points and message for `cells` (answer cells and cells of the student's own), then the
-    question's probe cells, which the grader runs as its own copy."""
-    return _grade(grade_id, run_cells(_space(), *cells, *LAB.questions[grade_id].probe))
-
-
-def test_every_code_question_is_tested_here() -> None:
-    assert set(LAB.questions) == set(QUESTIONS)
-    assert [_full(q) for q in QUESTIONS] == [2.0, 2.0, 3.0, 3.0, 2.0]
-
-
-@pytest.mark.parametrize("grade_id", QUESTIONS)
-def test_model_answers_get_full_marks(grade_id: str) -> None:
-    assert _answered(grade_id, _model(grade_id)) == (_full(grade_id), "")
-
-
-@pytest.mark.parametrize("grade_id", QUESTIONS)
-def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
-    released = LAB.released(grade_id)
-    assert "### BEGIN SOLUTION" not in released and "raise NotImplementedError()" in released
-    with pytest.raises(NotImplementedError):
-        run_cells(_space(), released, *LAB.questions[grade_id].probe)
-
-
-@pytest.mark.parametrize("grade_id", QUESTIONS)
-def test_every_question_forbids_the_library_versions_of_its_idea(grade_id: str) -> None:
-    references = ("TripletMarginLoss", "triplet_margin_loss", "np.linalg.norm", "cdist")
-    assert_no_reference_in_sight(LAB.questions[grade_id], references)
+LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "03_facenet_knn.ipynb", _space)
+_model = LAB.answer
 
 
 OTHER_FORMS = {
@@ -135,14 +100,6 @@ def batch_hard_triplets(embeddings, labels):  # a loop per anchor, NumPy out
 }
 
 
-@pytest.mark.parametrize("grade_id", sorted(OTHER_FORMS))
-def test_answers_in_other_forms_get_full_marks(grade_id: str) -> None:
-    assert _answered(grade_id, LAB.given(grade_id), OTHER_FORMS[grade_id]) == (
-        _full(grade_id),
-        "",
-    )
-
-
 def test_the_triplet_loss_may_use_the_pairwise_distance() -> None:
     """The distance is an ordinary operation; the loss (hinge on the gap, margin, mean) is the
     idea, so `F.pairwise_distance` (like `torch.linalg.vector_norm` or `torch.cdist`) is allowed."""
@@ -151,7 +108,7 @@ def test_the_triplet_loss_may_use_the_pairwise_distance() -> None:
         "    gap = F.pairwise_distance(anchor, positive) - F.pairwise_distance(anchor, negative)\n"
         "    return (gap + margin).clamp(min=0).mean()"
     )
-    assert _answered("q3_triplet_loss", answer) == (2.0, "")
+    assert LAB.mark("q3_triplet_loss", answer) == (2.0, "")
 
 
 # (grade_id, cells: the student's own cells then the answer, a name the feedback must hold)
@@ -346,12 +303,6 @@ SHORTCUTS = [
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "cells", "called"), SHORTCUTS)
-def test_shortcuts_get_no_marks_and_name_the_call(grade_id: str, cells: list, called: str) -> None:
-    points, message = _answered(grade_id, *cells)
-    assert points == 0.0 and called in message, message
-
-
 WRONG = [
     (  # squared distances, FaceNet's form: not the loss this lab defines
         "q3_triplet_loss",
@@ -387,13 +338,6 @@ WRONG = [
         "    return _loss(a, p, n, margin).detach()",
         "no gradient reaches the anchors",
     ),
-    (  # tuned to the visible triplets: divided by 64, their number
-        "q3_triplet_loss",
-        "def triplet_loss(a, p, n, margin):\n"
-        "    gap = (a - p).norm(dim=1) - (a - n).norm(dim=1)\n"
-        "    return (gap + margin).clamp(min=0).sum() / 64",
-        HIDDEN_FAILED,
-    ),
     (  # anchor and positive drawn independently: sometimes the same image
         "q3_chosen",
         "def chosen_triplets(labels, n, positive_class, negative_class, rng):\n"
@@ -422,13 +366,6 @@ WRONG = [
         "    return _chosen(labels, n, positive_class, negative_class, rng)",
         "a class with a single image should raise ValueError; yours gave: nothing raised",
     ),
-    (  # tuned to the visible draws: a fixed seed of its own, so the same seed gives the same
-        "q3_chosen",
-        "_chosen = chosen_triplets\n"
-        "def chosen_triplets(labels, n, positive_class, negative_class, rng):\n"
-        "    return _chosen(labels, n, positive_class, negative_class, np.random.default_rng(0))",
-        HIDDEN_FAILED,
-    ),
     (  # the first image of each class, not the nearest to its mean
         "q4_centres",
         "_both = centres_and_representatives\n"
@@ -454,17 +391,6 @@ WRONG = [
         "    return centres.T, reps",
         "the example's centres should be its class means",
     ),
-    (  # tuned to the visible example: right on 10 images, the first of each class elsewhere
-        "q4_centres",
-        "_both = centres_and_representatives\n"
-        "def centres_and_representatives(embeddings, labels, num_classes):\n"
-        "    centres, reps = _both(embeddings, labels, num_classes)\n"
-        "    if len(labels) > 10:\n"
-        "        firsts = [torch.nonzero(labels == c)[0, 0] for c in range(num_classes)]\n"
-        "        reps = torch.stack(firsts)\n"
-        "    return centres, reps",
-        HIDDEN_FAILED,
-    ),
     (  # the nearest training image of any class, not of the one asked for
         "q5_nearest",
         "def nearest_of_class(queries, classes, embeddings, labels):\n"
@@ -478,17 +404,6 @@ WRONG = [
         "    first = torch.stack(first)\n"
         "    return first[classes]",
         "each class's first image",
-    ),
-    (  # tuned to the visible example: right on 10 images, the first of the class elsewhere
-        "q5_nearest",
-        "_nearest = nearest_of_class\n"
-        "def nearest_of_class(queries, classes, embeddings, labels):\n"
-        "    if len(labels) <= 10:\n"
-        "        return _nearest(queries, classes, embeddings, labels)\n"
-        "    first = [torch.nonzero(labels == c)[0, 0] for c in range(int(labels.max()) + 1)]\n"
-        "    first = torch.stack(first)\n"
-        "    return first[classes]",
-        HIDDEN_FAILED,
     ),
     (  # the nearest positive, not the farthest
         "bonus_miner",
@@ -509,6 +424,33 @@ WRONG = [
         "    return a, p, d.argmax(1)[a]",
         "the negative should be the nearest image of another class",
     ),
+]
+
+# tuned to the visible inputs: they pass the visible checks, a hidden one fails
+TUNED = [
+    (  # tuned to the visible triplets: divided by 64, their number
+        "q3_triplet_loss",
+        "def triplet_loss(a, p, n, margin):\n"
+        "    gap = (a - p).norm(dim=1) - (a - n).norm(dim=1)\n"
+        "    return (gap + margin).clamp(min=0).sum() / 64",
+    ),
+    (  # tuned to the visible draws: a fixed seed of its own, so the same seed gives the same
+        "q3_chosen",
+        "_chosen = chosen_triplets\n"
+        "def chosen_triplets(labels, n, positive_class, negative_class, rng):\n"
+        "    return _chosen(labels, n, positive_class, negative_class, np.random.default_rng(0))",
+    ),
+    (  # tuned to the visible example: right on 10 images, the first of each class elsewhere
+        "q4_centres",
+        "_both = centres_and_representatives\n"
+        "def centres_and_representatives(embeddings, labels, num_classes):\n"
+        "    centres, reps = _both(embeddings, labels, num_classes)\n"
+        "    if len(labels) > 10:\n"
+        "        firsts = [torch.nonzero(labels == c)[0, 0] for c in range(num_classes)]\n"
+        "        reps = torch.stack(firsts)\n"
+        "    return centres, reps",
+    ),
+    ("q5_nearest", slips.FIRST_NOT_NEAREST),
     (  # tuned to the visible batch: every image but the last is an anchor
         "bonus_miner",
         "_mine = batch_hard_triplets\n"
@@ -519,14 +461,16 @@ WRONG = [
         "    far = d.masked_fill(~same, -1.0).argmax(1)\n"
         "    near = d.masked_fill(same, float('inf')).argmin(1)\n"
         "    return anchors, far[anchors], near[anchors]",
-        HIDDEN_FAILED,
     ),
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "change", "message"), WRONG)
-def test_plausible_wrong_answers_get_no_marks_and_say_why(
-    grade_id: str, change: str, message: str
-) -> None:
-    points, got = _answered(grade_id, _model(grade_id), change)
-    assert points == 0.0 and message in got, got
+class TestQuestions(QuestionSuite):
+    lab = LAB
+    points = {"q3_triplet_loss": 2.0, "q3_chosen": 2.0, "q4_centres": 3.0, "q5_nearest": 3.0,
+              "bonus_miner": 2.0}  # fmt: skip
+    references = ("TripletMarginLoss", "triplet_margin_loss", "np.linalg.norm", "cdist")
+    other_forms = [(g, (LAB.given(g), answer)) for g, answer in sorted(OTHER_FORMS.items())]
+    shortcuts = SHORTCUTS
+    wrong = WRONG
+    visible_only = [(grade_id, (_model(grade_id), change)) for grade_id, change in TUNED]

@@ -1,13 +1,12 @@
 """Lab 04's graded questions, each checked in-process as the grader does (`run_checks` and the
 verdict on the calls the answer made).
 
-For every question: (a) the model answer gets full marks; (b) a correct answer in another form
-(einsum or reshape, a loop over locations, float64, NumPy values) gets full marks; (c) a
-shortcut (labkit's own version, through an alias or a helper in another cell, a convolution
-where the question asks for a product, the visible check's literal values pasted as the answer)
-gets no marks, and the feedback names the call; (d) a plausible wrong answer gets no marks, with
-a message a student can act on where the visible check can tell, and only "a hidden check
-failed" where it was tuned to the visible inputs. The answer cell and the probe cell after it
+The tests every lab shares (`questions.QuestionSuite`) run on this lab's cases: correct answers in
+other forms (einsum or reshape, a loop over locations, float64, NumPy values); shortcuts (labkit's
+own version, through an alias or a helper in another cell, a convolution where the question asks
+for a product, the visible check's literal values pasted as the answer); plausible wrong answers,
+with a message a student can act on where the visible check can tell, and only "a hidden check
+failed" where they were tuned to the visible inputs. The answer cell and the probe cell after it
 run from the solutions notebook itself, so the tests follow the lab.
 """
 
@@ -20,48 +19,24 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from questions import Lab, run_cells
+from questions import Lab, QuestionSuite
 from torch import nn
 
-LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "04_bcnn_hbp.ipynb")
-_grade, _model, _probe, _full = LAB.grade, LAB.answer, LAB.probe, LAB.full
+
+def _namespace() -> dict:
+    return {"__name__": "__main__", "torch": torch, "nn": nn, "F": F, "pd": pd, "np": np}
+
+
+LAB = Lab(Path(__file__).resolve().parents[2] / "solutions" / "04_bcnn_hbp.ipynb", _namespace)
+_model = LAB.answer
 CODE_QUESTIONS = ("q1_bilinear", "q2_interaction", "q3_accumulation")
-HIDDEN = "a hidden check failed"
 
 
-def _run(*sources: str) -> dict:
-    namespace = {"__name__": "__main__", "torch": torch, "nn": nn, "F": F, "pd": pd, "np": np}
-    return run_cells(namespace, *sources)
-
-
-def test_every_code_question_is_tested_here() -> None:
-    assert set(LAB.questions) == set(CODE_QUESTIONS)
-    assert [_full(q) for q in CODE_QUESTIONS] == [2.0, 2.0, 3.0]
-
-
-def test_each_question_has_hidden_checks_and_the_convolutions_are_forbidden_in_q2() -> None:
-    for grade_id in CODE_QUESTIONS:
-        (check,) = LAB.questions[grade_id].checks
-        assert check.hidden_lines, grade_id
-    assert not LAB.questions["q1_bilinear"].forbidden  # labkit only, always forbidden
+def test_each_question_has_one_checks_cell_and_the_convolutions_are_forbidden_in_q2() -> None:
+    # every check hides some lines, and q1 and q3 forbid labkit only (`TestQuestions`)
+    assert all(len(LAB.questions[grade_id].checks) == 1 for grade_id in CODE_QUESTIONS)
     forbidden = set(LAB.questions["q2_interaction"].forbidden)
     assert {"torch.nn.modules.conv", "torch.nn.functional.conv2d", "torch.convolution"} <= forbidden
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_model_answers_get_full_marks(grade_id: str) -> None:
-    ns = _run(_model(grade_id), _probe(grade_id))
-    assert _grade(grade_id, ns) == (_full(grade_id), "")
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
-    """As released, each answer cell runs (its skeletons defined) and its probe cell, calling
-    them, raises the stub's NotImplementedError."""
-    released = LAB.released(grade_id)
-    assert "### BEGIN SOLUTION" not in released and "raise NotImplementedError()" in released
-    with pytest.raises(NotImplementedError):
-        _run(released, _probe(grade_id))
 
 
 OTHER_FORMS = [
@@ -138,22 +113,16 @@ def accumulate_gradients(model, loss_fn, micro_batches):
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "answer"), OTHER_FORMS)
-def test_answers_in_other_forms_get_full_marks(grade_id: str, answer: str) -> None:
-    ns = _run(answer, _probe(grade_id))
-    assert _grade(grade_id, ns) == (_full(grade_id), "")
-
-
 def test_numpy_values_get_full_marks() -> None:
-    ns = _run(_model("q1_bilinear"), _probe("q1_bilinear"))
+    ns = LAB.answered("q1_bilinear", _model("q1_bilinear"))
     for name in ("pooled", "q1_random_pooled"):
         ns[name] = ns[name].double().numpy()
     ns["normalized"] = ns["normalized"].numpy()
-    assert _grade("q1_bilinear", ns) == (2.0, "")
-    ns = _run(_model("q3_accumulation"), _probe("q3_accumulation"))
+    assert LAB.grade("q1_bilinear", ns) == (2.0, "")
+    ns = LAB.answered("q3_accumulation", _model("q3_accumulation"))
     for name in ("line_grads", "accumulated"):
         ns[name] = {s: {k: v.numpy() for k, v in g.items()} for s, g in ns[name].items()}
-    assert _grade("q3_accumulation", ns) == (3.0, "")
+    assert LAB.grade("q3_accumulation", ns) == (3.0, "")
 
 
 # (c) shortcuts: each scores nothing, and the feedback names what the answer called
@@ -244,15 +213,6 @@ SHORTCUTS = [
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "cells", "called"), SHORTCUTS)
-def test_shortcuts_get_no_marks_and_the_feedback_names_the_call(
-    grade_id: str, cells: list[str], called: str
-) -> None:
-    ns = _run(_model(grade_id), *cells, _probe(grade_id))
-    points, message = _grade(grade_id, ns)
-    assert points == 0.0 and called in message and "yourself" in message, message
-
-
 # a library's function handed over as the answer itself: the probe calls it, not the student's
 # code; the grader notes what the answer's names hold (and the visible check where they come from)
 HANDED_OVER = [
@@ -273,7 +233,7 @@ HANDED_OVER = [
 def test_a_library_function_handed_over_as_the_answer_gets_no_marks(
     grade_id: str, cell: str, message: str
 ) -> None:
-    points, got = _grade(grade_id, _run(_model(grade_id), cell, _probe(grade_id)))
+    points, got = LAB.mark(grade_id, _model(grade_id), cell)
     assert points == 0.0 and message in got, got
 
 
@@ -302,15 +262,6 @@ PASTED = [
         "        model.bias.grad = torch.tensor([-9.0])",
     ),
 ]
-
-
-@pytest.mark.parametrize(("grade_id", "answer"), PASTED)
-def test_the_visible_checks_values_pasted_as_the_answer_get_no_marks(
-    grade_id: str, answer: str
-) -> None:
-    visible_only = _run(answer, _probe(grade_id))
-    points, message = _grade(grade_id, visible_only)
-    assert points == 0.0 and message == HIDDEN, message
 
 
 WRONG = [
@@ -408,14 +359,6 @@ WRONG = [
         "    return torch.einsum('nahw,nbhw->nab', p_a, p_b)",
         "should be (N, d) = (2, 2), not (2, 2, 2)",
     ),
-    (  # summed over W only: right where H = 1, as in the visible inputs
-        "q2_interaction",
-        "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
-        "    p_a = torch.einsum('dc,nchw->ndhw', weight_a, x_a) + bias_a[:, None, None]\n"
-        "    p_b = torch.einsum('dc,nchw->ndhw', weight_b, x_b) + bias_b[:, None, None]\n"
-        "    return (p_a * p_b)[:, :, 0].sum(dim=-1)",
-        HIDDEN,
-    ),
     (  # no scaling: the sum of the micro-batches' mean losses
         "q3_accumulation",
         "def accumulate_gradients(model, loss_fn, micro_batches):\n"
@@ -452,29 +395,35 @@ WRONG = [
         "        (loss_fn(model(x), y) * len(y)).backward()",
         "b's gradient is -72, not -9",
     ),
+]
+
+# tuned to the visible inputs: after the model answer, they pass the visible checks and fail
+# a hidden one
+TUNED = [
+    (  # summed over W only: right where H = 1, as in the visible inputs
+        "q2_interaction",
+        "def cross_layer_interaction(x_a, x_b, weight_a, bias_a, weight_b, bias_b):\n"
+        "    p_a = torch.einsum('dc,nchw->ndhw', weight_a, x_a) + bias_a[:, None, None]\n"
+        "    p_b = torch.einsum('dc,nchw->ndhw', weight_b, x_b) + bias_b[:, None, None]\n"
+        "    return (p_a * p_b)[:, :, 0].sum(dim=-1)",
+    ),
     (  # the visible batch's size written in: right for 8 images, not for the hidden 10
         "q3_accumulation",
         "def accumulate_gradients(model, loss_fn, micro_batches):\n"
         "    for x, y in micro_batches:\n"
         "        (loss_fn(model(x), y) * len(y) / 8).backward()",
-        HIDDEN,
     ),
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "change", "message"), WRONG)
-def test_plausible_wrong_answers_get_no_marks_and_say_why(
-    grade_id: str, change: str, message: str
-) -> None:
-    points, got = _grade(grade_id, _run(_model(grade_id), change, _probe(grade_id)))
-    assert points == 0.0 and message in got, got
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_an_unanswered_question_names_what_is_missing(grade_id: str) -> None:
-    """As released, the probe cell stops at the stub before it defines what the checks read."""
-    ns = _run(LAB.released(grade_id))
-    with pytest.raises(NotImplementedError):
-        exec(compile(_probe(grade_id), "<probe>", "exec"), ns)  # noqa: S102
-    points, got = _grade(grade_id, ns)
-    assert points == 0.0 and got.endswith("not defined where the notebook reaches the checks"), got
+class TestQuestions(QuestionSuite):
+    lab = LAB
+    points = {"q1_bilinear": 2.0, "q2_interaction": 2.0, "q3_accumulation": 3.0}
+    forbids_nothing = ("q1_bilinear", "q3_accumulation")  # labkit only, always forbidden
+    other_forms = [(grade_id, (answer,)) for grade_id, answer in OTHER_FORMS]
+    # the shortcuts run after the model answer; the feedback says to write it yourself
+    shortcuts = [(g, (_model(g), *cells), called) for g, cells, called in SHORTCUTS]
+    shortcut_says = "yourself"
+    wrong = WRONG
+    visible_only = [(grade_id, (answer,)) for grade_id, answer in PASTED]
+    visible_only += [(grade_id, (_model(grade_id), change)) for grade_id, change in TUNED]

@@ -1,13 +1,12 @@
 """Lab 05's graded questions, each checked in-process as the grader does (`run_checks` and the
 verdict on the calls the student's code made).
 
-For every question: (a) the model answer gets full marks, (b) correct answers in other forms
-(NumPy, float64, loops, a vectorised search, integers only) get full marks, (c) shortcuts get no
-marks and the feedback names the call (torchvision's, scipy's or OpenCV's version of the idea,
-labkit's own functions and private helpers, through an alias or a helper in another cell), and
-an answer copied from the visible checks' literals gets no marks from the hidden checks, (d)
-plausible wrong answers get no marks and a message a student can act on. The answer cell and
-the probe cell after it run from the solutions notebook itself, so the tests follow the lab.
+The tests every lab shares (`questions.QuestionSuite`) run on this lab's cases: correct answers in
+other forms (NumPy, float64, loops, a vectorised search, integers only); shortcuts (torchvision's,
+scipy's or OpenCV's version of the idea, labkit's own functions and private helpers, through an
+alias or a helper in another cell); answers copied from the visible checks' literals; plausible
+wrong answers. The answer cell and the probe cell after it run from the solutions notebook
+itself, so the tests follow the lab.
 """
 
 from __future__ import annotations
@@ -20,42 +19,29 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from questions import Lab, run_cells
+from questions import Lab, QuestionSuite, run_cells
 
 ROOT = Path(__file__).resolve().parents[2]
-LAB = Lab(ROOT / "solutions" / "05_opam.ipynb")
-_grade, _model, _probe, _full = LAB.grade, LAB.answer, LAB.probe, LAB.full
 CODE_QUESTIONS = ("q1_iou", "q2_object_box", "q3_part_score")
 # three activation maps standing in for the test images' (the probe of q2 boxes them too)
 CAMS = torch.rand(3, 7, 7, generator=torch.Generator().manual_seed(0)) ** 2
 
 
-def _run(*sources: str) -> dict:
-    namespace = {"__name__": "__main__", "torch": torch, "pd": pd, "np": np,
-                 "test_attention": SimpleNamespace(cams=CAMS)}  # fmt: skip
-    return run_cells(namespace, *sources)
+def _namespace() -> dict:
+    return {"__name__": "__main__", "torch": torch, "pd": pd, "np": np,
+            "test_attention": SimpleNamespace(cams=CAMS)}  # fmt: skip
 
 
-def test_every_code_question_is_tested_here() -> None:
-    assert set(LAB.questions) == set(CODE_QUESTIONS)
-    assert [_full(q) for q in CODE_QUESTIONS] == [2.0, 3.0, 3.0]
+LAB = Lab(ROOT / "solutions" / "05_opam.ipynb", _namespace)
+_model = LAB.answer
 
 
 def test_each_question_forbids_the_library_versions_of_its_idea() -> None:
+    # q3_part_score forbids labkit only, as every question (`TestQuestions.forbids_nothing`)
     forbidden = {q: set(LAB.questions[q].forbidden) for q in CODE_QUESTIONS}
     assert {"torchvision.ops.box_iou", "torchvision.ops.boxes"} <= forbidden["q1_iou"]
     assert {"scipy.ndimage", "skimage", "cv2"} <= forbidden["q2_object_box"]
-    assert forbidden["q3_part_score"] == set()  # labkit only, as every question
     assert all(not LAB.questions[q].allowed for q in CODE_QUESTIONS)
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_visible_checks_hold_no_reference_to_paste(grade_id: str) -> None:
-    for check in LAB.questions[grade_id].checks:
-        visible = check.visible_code
-        assert "def " not in visible and "lambda" not in visible, visible
-        for reference in ("torchvision", "box_iou", "ndimage", "collections", "range(20)"):
-            assert reference not in visible, reference
 
 
 # where an answer could be imported from: the released notebook names none of them
@@ -68,20 +54,6 @@ def test_the_released_notebook_does_not_point_at_an_importable_answer() -> None:
     text = "\n".join(cell.source for cell in released.cells)
     for name in NEVER_NAMED:
         assert name not in text, name
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_model_answers_get_full_marks(grade_id: str) -> None:
-    ns = _run(_model(grade_id), _probe(grade_id))
-    assert _grade(grade_id, ns) == (_full(grade_id), "")
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_released_answer_cells_ask_for_the_answer(grade_id: str) -> None:
-    released = LAB.released(grade_id)
-    assert "### BEGIN SOLUTION" not in released and "raise NotImplementedError()" in released
-    with pytest.raises(NotImplementedError):
-        _run(released, _probe(grade_id))
 
 
 # a part score that slices the map with the boxes' coordinates: Python ints only, as Question 3
@@ -201,12 +173,6 @@ def part_score(parts, object_box, saliency):  # NumPy masks, numpy float returne
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "answer"), OTHER_FORMS)
-def test_answers_in_other_forms_get_full_marks(grade_id: str, answer: str) -> None:
-    ns = _run(answer, _probe(grade_id))
-    assert _grade(grade_id, ns) == (_full(grade_id), "")
-
-
 def _later_cell(cell_id: str) -> str:
     return next(c.source for c in LAB.nb.cells if c.get("id") == cell_id)
 
@@ -216,7 +182,7 @@ def test_the_cell_after_question_3_runs_an_answer_that_takes_integers_only() -> 
     parts must hand it integers, or a right answer that slices the map crashes there."""
     candidates = torch.tensor([[4.0, 3, 12, 10], [12, 10, 20, 17], [6, 4, 15, 12], [0, 0, 9, 9]])
     saliency = torch.rand(4, 20, 24, generator=torch.Generator().manual_seed(1))
-    ns = _run(INTS_ONLY_PART_SCORE)
+    ns = LAB.run(INTS_ONLY_PART_SCORE)
     with pytest.raises(TypeError):  # what a float box does to this answer
         ns["part_score"](candidates[:2], torch.tensor([4.0, 3, 20, 17]), saliency[0])
     ns.update(
@@ -358,14 +324,6 @@ SHORTCUTS = [
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "sources", "called"), SHORTCUTS)
-def test_shortcuts_get_no_marks_and_the_call_is_named(
-    grade_id: str, sources: tuple[str, ...], called: str
-) -> None:
-    points, message = _grade(grade_id, _run(*sources, _probe(grade_id)))
-    assert points == 0.0 and called in message, message
-
-
 # answers made of the visible checks' literal values: they pass what a student sees and fail
 # what the grader keeps hidden
 PASTED = [
@@ -393,14 +351,6 @@ PASTED = [
         "    return scores[_sets.index(key)] if key in _sets else float('-inf')",
     ),
 ]
-
-
-@pytest.mark.parametrize(("grade_id", "answer"), PASTED)
-def test_answers_made_of_the_visible_literals_fail_the_hidden_checks(
-    grade_id: str, answer: str
-) -> None:
-    ns = _run(answer, _probe(grade_id))
-    assert _grade(grade_id, ns) == (0.0, "a hidden check failed")
 
 
 # a flood fill for the wrong answers of Question 2: the regions of a kept mask, in the order
@@ -581,25 +531,20 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize(("grade_id", "change", "message"), WRONG)
-def test_plausible_wrong_answers_get_no_marks_and_say_why(
-    grade_id: str, change: str, message: str
-) -> None:
-    points, got = _grade(grade_id, _run(_model(grade_id), change, _probe(grade_id)))
-    assert points == 0.0 and message in got, got
-
-
-@pytest.mark.parametrize("grade_id", CODE_QUESTIONS)
-def test_an_unanswered_question_names_what_is_missing(grade_id: str) -> None:
-    ns = _run(LAB.released(grade_id))
-    with pytest.raises(NotImplementedError):
-        exec(compile(_probe(grade_id), "<probe>", "exec"), ns)  # noqa: S102
-    points, got = _grade(grade_id, ns)
-    assert points == 0.0 and got.endswith("not defined where the notebook reaches the checks"), got
+class TestQuestions(QuestionSuite):
+    lab = LAB
+    points = {"q1_iou": 2.0, "q2_object_box": 3.0, "q3_part_score": 3.0}
+    forbids_nothing = ("q3_part_score",)
+    # no reference to paste: no function, no library, not the hidden checks' loop
+    references = ("def ", "lambda", "torchvision", "box_iou", "ndimage", "collections", "range(20)")
+    other_forms = [(grade_id, (answer,)) for grade_id, answer in OTHER_FORMS]
+    shortcuts = SHORTCUTS
+    wrong = WRONG
+    visible_only = [(grade_id, (answer,)) for grade_id, answer in PASTED]
 
 
 def test_a_changed_probe_is_named() -> None:
-    ns = _run(_model("q2_object_box"), _probe("q2_object_box"))
+    ns = LAB.answered("q2_object_box", _model("q2_object_box"))
     ns["box_probe"] = ns["box_probe"][:5]
-    points, got = _grade("q2_object_box", ns)
+    points, got = LAB.grade("q2_object_box", ns)
     assert points == 0.0 and "run the cell after your answer unchanged" in got
