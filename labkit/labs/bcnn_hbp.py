@@ -57,7 +57,7 @@ from labkit.plots import plot_bird_grid, plot_history
 from labkit.report import show_headline
 from labkit.training import distributed
 from labkit.training.loop import evaluate
-from labkit.training.memory import step_memory
+from labkit.training.memory import per_image_bytes, step_memory
 from labkit.training.recipe import Recipe
 
 __all__ = [  # what 04_bcnn_hbp uses, and nothing else
@@ -108,6 +108,25 @@ class Settings(BirdsSettings):
         super().__post_init__()
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+
+    def memory_needs(self, device: torch.device) -> dict[str, tuple[float, float]]:
+        """(fixed bytes, bytes per image) of stages 1 and 2 of HBP, the largest of the three
+        models, at the settings' crop on `device`: two measured steps each
+        (`labkit.training.memory.per_image_bytes`), plus SGD's momentum of the trained
+        weights; for 200 classes, CUB's."""
+        layout = torch.channels_last if device.type == "cuda" else torch.preserve_format
+        model = build_model("hbp", new_backbone(self), self, 200).to(device, memory_format=layout)
+        images = torch.randn(2, 3, self.crop, self.crop, device=device)
+        labels = torch.zeros(2, dtype=torch.long, device=device)
+        needs = {}
+        for name, frozen in (("stage1", True), ("stage2", False)):
+            model.set_frozen(frozen)
+            fixed, per_image = per_image_bytes(model, images, labels)
+            momentum = sum(p.numel() * p.element_size() for p in model.parameters()
+                           if p.requires_grad)  # fmt: skip
+            needs[name] = (fixed + momentum, per_image)
+        del model
+        return needs
 
 
 PROFILES = {

@@ -7,7 +7,7 @@ A lab module names itself once, `ENTRY = LabEntry(LAB, TEACHES, PROFILES)`, and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -15,8 +15,17 @@ import torch
 
 from labkit.config import device, run_dir, seed_everything
 from labkit.labs.settings import LabSettings, choose
+from labkit.training.memory import fit_micro_batch
 
-__all__ = ["MEANINGS", "REHEARSAL_LINE", "SMOKE_LINE", "Lab", "LabEntry", "start_lab"]
+__all__ = [
+    "MEANINGS",
+    "REHEARSAL_LINE",
+    "SMOKE_LINE",
+    "Lab",
+    "LabEntry",
+    "fit_to_memory",
+    "start_lab",
+]
 
 S = TypeVar("S", bound=LabSettings)
 
@@ -71,6 +80,32 @@ def _device_line(dev: torch.device, profile: str) -> str:
     return line
 
 
+def fit_to_memory(
+    settings: S, budget_bytes: float, needs: Mapping[str, tuple[float, float]]
+) -> tuple[S, list[str]]:
+    """`settings` with each recipe named in `needs` given the largest micro-batch that fits
+    `budget_bytes` (`labkit.training.memory.fit_micro_batch`, the effective batch kept), and
+    one line for each recipe changed, saying both batches and why.
+
+    Args:
+        needs: recipe field -> (fixed bytes, bytes per image) of one of its training steps.
+    """
+    changes, lines = {}, []
+    for field_name, (fixed, per_image) in needs.items():
+        recipe = getattr(settings, field_name)
+        fitted = fit_micro_batch(recipe, per_image, budget_bytes, fixed_bytes=fixed)
+        if fitted != recipe:
+            changes[field_name] = fitted
+            need = (fixed + recipe.batch_size * per_image) / 2**30
+            lines.append(
+                f"memory: {field_name} micro-batch {recipe.batch_size} x {recipe.accum_steps} "
+                f"steps -> {fitted.batch_size} x {fitted.accum_steps} (the effective batch "
+                f"{recipe.effective_batch} kept): {recipe.batch_size} images need {need:.1f} "
+                f"GiB, {budget_bytes / 2**30:.1f} GiB free"
+            )
+    return replace(settings, **changes), lines
+
+
 def start_lab(name: str, teaches: str, settings: S, *, seed: int = 0) -> Lab[S]:
     """Seed everything, pick the device, and print what the lab teaches and runs on.
 
@@ -91,6 +126,11 @@ def start_lab(name: str, teaches: str, settings: S, *, seed: int = 0) -> Lab[S]:
     print(f"meaning: {MEANINGS.get(settings.profile, 'a profile of your own')}")
     print(SWITCH_LINE)
     print(_device_line(dev, settings.profile))
+    if dev.type == "cuda":  # a micro-batch that fits the card, by the lab's measured step
+        free, _ = torch.cuda.mem_get_info(dev)
+        settings, lines = fit_to_memory(settings, 0.9 * free, settings.memory_needs(dev))
+        print(*lines, sep="\n", end="\n" if lines else "")
+        seed_everything(seed)  # the measured steps drew random numbers
     return Lab(name=name, settings=settings, device=dev, seed=seed)
 
 

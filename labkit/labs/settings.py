@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from types import UnionType
 from typing import Any, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
+import torch
+
 from labkit.config import PROFILE_NAMES, profile_name
 from labkit.data.synthbirds import SynthBirdsSpec
 from labkit.training.recipe import Recipe
@@ -137,6 +139,13 @@ class LabSettings:
             elif isinstance(value, SynthBirdsSpec):
                 changes[f.name] = rehearsal_birds(value)
         return replace(self, **changes)
+
+    def memory_needs(self, device: torch.device) -> dict[str, tuple[float, float]]:
+        """Recipe field -> (fixed bytes, bytes per image) of one training step of its network
+        on `device`, measured (`labkit.training.memory.per_image_bytes`), for the recipes
+        whose micro-batch `labkit.labs.session.start_lab` fits to a CUDA card's free memory.
+        None here; a lab whose full profile fills a card measures its own."""
+        return {}
 
     def builtin_birds(self) -> tuple[SynthBirdsSpec, ...]:
         """The synthetic bird sets the lab's notebook writes under the data folder when the real

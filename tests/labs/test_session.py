@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from labkit.labs import densenet_resnext
-from labkit.labs.session import MEANINGS, SMOKE_LINE, LabEntry, start_lab
+from labkit.labs import bcnn_hbp, densenet_resnext
+from labkit.labs.session import MEANINGS, SMOKE_LINE, LabEntry, fit_to_memory, start_lab
 
 
 def test_start_lab_prints_and_seeds(
@@ -52,3 +52,42 @@ def test_a_lab_entry_gives_settings_and_start_once_for_every_lab(capsys) -> None
     with pytest.raises(ValueError, match=r"unknown settings \['nope'\]"):
         entry.settings("cpu", nope=1)
     assert densenet_resnext.start.__self__ is densenet_resnext.ENTRY  # the lab module's own
+
+
+def test_fit_to_memory_lowers_each_micro_batch_and_says_why() -> None:
+    s = bcnn_hbp.settings("full")  # stage 1: 12 x 4, stage 2: 8 x 2
+    per_image, fixed = 2**28, 2**30  # 256 MiB an image, 1 GiB of weights
+    needs = {"stage1": (fixed, per_image), "stage2": (fixed, per_image)}
+    for budget_images, stage1, stage2 in (
+        (12, (12, 4), (8, 2)),  # both fit: nothing changes, nothing printed
+        (8, (8, 6), (8, 2)),
+        (6, (6, 8), (4, 4)),
+        (4, (4, 12), (4, 4)),
+        (2, (2, 24), (2, 8)),
+    ):
+        fitted, lines = fit_to_memory(s, fixed + budget_images * per_image, needs)
+        assert (fitted.stage1.batch_size, fitted.stage1.accum_steps) == stage1
+        assert (fitted.stage2.batch_size, fitted.stage2.accum_steps) == stage2
+        assert fitted.stage1.effective_batch == 48 and fitted.stage2.effective_batch == 16
+        assert len(lines) == (stage1 != (12, 4)) + (stage2 != (8, 2))
+    fitted, lines = fit_to_memory(s, fixed + 4 * per_image, {"stage2": (fixed, per_image)})
+    assert (fitted.stage2.batch_size, fitted.stage2.accum_steps) == (
+        4,
+        4,
+    ) and fitted.stage1 == s.stage1
+    assert lines == [
+        "memory: stage2 micro-batch 8 x 2 steps -> 4 x 4 (the effective batch 16 kept): 8 images "
+        "need 3.0 GiB, 2.0 GiB free"
+    ]
+    assert bcnn_hbp.settings("full").stage2.accum_steps == 2  # the profile itself is untouched
+
+
+def test_lab04_measures_both_stages_memory() -> None:
+    s = bcnn_hbp.settings("smoke")
+    needs = s.memory_needs(torch.device("cpu"))
+    assert set(needs) == {"stage1", "stage2"}
+    (fixed1, image1), (fixed2, image2) = needs["stage1"], needs["stage2"]
+    assert 0 < image1 < image2  # stage 1 keeps no backbone activations for backward
+    assert 0 < fixed1 < fixed2  # nor the backbone's gradients and momentum
+    fitted, _ = fit_to_memory(s, fixed2 + 1.5 * image2, needs)
+    assert (fitted.stage2.batch_size, fitted.stage2.accum_steps) == (1, 8)
