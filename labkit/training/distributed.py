@@ -5,8 +5,10 @@ its model with `wrap(model)` and gives its training loader a `DistributedSampler
 (`labkit.training.loaders.seeded_loader` does). `fit` then sums the epoch's losses and
 accuracies over every process (so that all of them see the same history, schedule and early
 stop), sets the sampler's epoch (`set_epoch`), averages gradients once per optimiser step
-(`gradient_sync`), lets rank 0 alone draw progress bars, print and write checkpoints, and keeps
-the unwrapped model's parameter names in them, so a checkpoint resumes with or without DDP.
+(`gradient_sync`), counts each validation sample once though the sampler pads the set to a
+multiple of the processes (`own_samples`), lets rank 0 alone draw progress bars, print and
+write checkpoints, and keeps the unwrapped model's parameter names in them, so a checkpoint
+resumes with or without DDP.
 Outside `torchrun` every helper is a no-op.
 """
 
@@ -94,6 +96,22 @@ def set_epoch(loader: Iterable, epoch: int) -> None:
     sampler = getattr(loader, "sampler", None)
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
+
+
+def own_samples(loader: Iterable) -> int | None:
+    """How many of the samples this process reads from `loader` are its own: the first ones.
+
+    A `DistributedSampler` (without `drop_last`) pads a data set whose size does not divide by
+    the processes with repeats of its first samples, at the end of the processes' shares: 7
+    samples on 2 processes give each 4, and rank 1's last is sample 0 again. Evaluation counts
+    only the first `own_samples` of each process, so every sample counts once. None: a loader
+    without such a sampler, all its samples count.
+    """
+    sampler = getattr(loader, "sampler", None)
+    if not isinstance(sampler, DistributedSampler) or sampler.drop_last:
+        return None
+    # the padded list's positions rank, rank + K, ...: those below len(dataset) are real
+    return len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
 
 
 def gradient_sync(model: nn.Module, ends_step: bool) -> AbstractContextManager:

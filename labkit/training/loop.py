@@ -31,11 +31,13 @@ from labkit.training.steps import (
     ForwardFn,
     LossFn,
     MetricFn,
+    MicroBatchShares,
     Task,
     amp_settings,
     autocast,
     backward_step,
     batch_size,
+    first_rows,
     forward,
     group_size,
     nonfinite_error,
@@ -206,11 +208,13 @@ def _train_epoch(trainer: Trainer, pieces: Sequence[Callback], epoch: int) -> tu
     _loss_hook(task.loss_fn, "on_train_epoch_start")
     total_loss = total_correct = 0.0
     seen = pending = 0
+    shares = MicroBatchShares()  # each micro-batch's loss weighs n_i / N of its step's samples
     for index, batch in enumerate(trainer.train_loader):
         if num_batches is not None and index >= num_batches:
             break  # a rehearsal's cap (recipe.max_steps)
         inputs, targets = to_device(unpack(batch), device)
         group = group_size(index, num_batches, trainer.recipe.accum_steps)
+        n = batch_size(inputs, targets)
         with distributed.gradient_sync(model, ends_step=pending + 1 == group):
             outputs, loss = backward_step(
                 model,
@@ -218,7 +222,7 @@ def _train_epoch(trainer: Trainer, pieces: Sequence[Callback], epoch: int) -> tu
                 targets,
                 loss_fn=task.loss_fn,
                 forward_fn=task.forward_fn,
-                loss_scale=1.0 / group,
+                loss_scale=shares.loss_scale(n, group),
                 amp_dtype=trainer.amp_dtype,
                 scaler=trainer.scaler,
             )
@@ -227,9 +231,8 @@ def _train_epoch(trainer: Trainer, pieces: Sequence[Callback], epoch: int) -> tu
             raise nonfinite_error(value, epoch, index + 1, last_good)
         pending += 1
         if pending == group:
-            optimizer_step(optimizer, trainer.scaler)
+            optimizer_step(optimizer, trainer.scaler, shares.grad_factor())
             pending = 0
-        n = batch_size(inputs, targets)
         seen += n
         total_loss += value * n
         means = {"loss": total_loss / seen}
@@ -238,7 +241,7 @@ def _train_epoch(trainer: Trainer, pieces: Sequence[Callback], epoch: int) -> tu
             means["acc"] = total_correct / seen
         _call(pieces, "on_batch_end", trainer, means)
     if pending:  # an unknown-length loader ended inside a step
-        optimizer_step(optimizer, trainer.scaler)
+        optimizer_step(optimizer, trainer.scaler, shares.grad_factor())
     if seen == 0:
         raise ValueError("the training loader yielded no batches; check the dataset is not empty")
     _loss_hook(task.loss_fn, "on_train_epoch_end")
@@ -297,7 +300,7 @@ def _eval_loop(
 ) -> dict[str, float]:
     device = model_device(model)
     totals = dict.fromkeys(["loss", *metrics], 0.0)
-    seen = 0
+    seen, own = 0, distributed.own_samples(loader)  # own: samples before a sampler's padding
     with eval_mode(model), torch.no_grad():
         for index, batch in enumerate(loader):
             if max_batches is not None and index >= max_batches:
@@ -305,13 +308,18 @@ def _eval_loop(
             inputs, targets = to_device(unpack(batch), device)
             outputs = forward_fn(model, inputs)
             n = batch_size(inputs, targets)
+            if own is not None and seen + n > own:  # repeats of other processes' samples
+                n = max(own - seen, 0)  # (the forward still ran, as on every process)
+                outputs, targets = first_rows(outputs, n), first_rows(targets, n)
+            if n == 0:
+                continue
             totals["loss"] += loss_fn(outputs, targets).item() * n
             for name, metric in metrics.items():
                 totals[name] += metric(outputs, targets) * n
             seen += n
+    *sums, seen = distributed.sum_over_processes([*totals.values(), seen], device)
     if seen == 0:
         raise ValueError("the evaluation loader yielded no batches; check the dataset is not empty")
-    *sums, seen = distributed.sum_over_processes([*totals.values(), seen], device)
     return {name: total / seen for name, total in zip(totals, sums, strict=True)}
 
 

@@ -10,6 +10,7 @@ Used in: labkit.training.loop.fit; `backward_step` in benchmarks/gpu_hbp_448.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from torch import nn
 
 from labkit.training.metrics import accuracy
 from labkit.training.model_utils import model_device
+
+AMP_ENV = "LABKIT_AMP"  # "bfloat16", "float16" or "off": what amp="auto" means on CUDA
 
 __all__ = [
     "NonFiniteLossError",
@@ -70,13 +73,20 @@ def amp_settings(
 
     Mixed precision is CUDA-only: `"auto"` and `True` turn it on for CUDA and off elsewhere
     (no error on a CPU, so one notebook runs everywhere). On CUDA it is bf16 when the GPU
-    supports it (no scaler needed), else fp16 with a `GradScaler`.
+    supports it (no scaler needed), else fp16 with a `GradScaler`; `"bfloat16"`, `"float16"`
+    and `"off"` choose. `"auto"` takes `$LABKIT_AMP` when it is set to one of those (`make
+    gpu-check` rehearses both paths).
     """
-    if amp not in ("auto", True, False):
-        raise ValueError(f"amp must be 'auto', True or False, got {amp!r}")
-    if not amp or device.type != "cuda":
+    if amp == "auto":
+        amp = os.environ.get(AMP_ENV) or "auto"
+    if amp not in ("auto", True, False, "bfloat16", "float16", "off"):
+        raise ValueError(
+            f"amp must be 'auto', True, False, 'bfloat16', 'float16' or 'off' (so must "
+            f"${AMP_ENV}), got {amp!r}"
+        )
+    if amp in (False, "off") or device.type != "cuda":
         return None, None
-    if torch.cuda.is_bf16_supported():
+    if amp == "bfloat16" or (amp != "float16" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16, None
     return torch.float16, torch.amp.GradScaler("cuda")
 
@@ -106,8 +116,9 @@ def backward_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward of one micro-batch; gradients add up in `.grad`, no optimizer step.
 
-    The loss is multiplied by `loss_scale` (1 / micro-batches per step) before `backward`,
-    so k equal micro-batches give the gradient of their concatenation.
+    The loss is multiplied by `loss_scale` before `backward`: a micro-batch of n_i of a step's
+    N samples scaled by n_i / N gives, summed, the gradient of the step's whole batch (lab 04,
+    Question 3; 1 / k for k equal micro-batches).
 
     Returns:
         (outputs, loss): detached; `loss` is the unscaled batch mean.
@@ -121,14 +132,52 @@ def backward_step(
     return outputs.detach(), loss.detach()
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
-    """Step the optimizer (through `scaler` when fp16 needs one) and clear the gradients."""
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    grad_factor: float = 1.0,
+) -> None:
+    """Step the optimizer (through `scaler` when fp16 needs one) and clear the gradients.
+
+    `grad_factor` multiplies every gradient first (see `MicroBatchShares`); 1.0 touches none.
+    """
+    if grad_factor != 1.0:
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.mul_(grad_factor)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+class MicroBatchShares:
+    """Each micro-batch's share n_i / N of the samples of its optimiser step, as lab 04's
+    Question 3 teaches: summed, the scaled gradients are the step's whole-batch gradient also
+    when the micro-batches differ in size (an epoch's last, a loader of uneven batches).
+
+    N is known only once the step's last micro-batch is read, so a micro-batch is scaled by
+    n_i / N0, with N0 = (the step's first n) x (its micro-batches), and the step's gradient by
+    N0 / N before the optimiser uses it (`grad_factor`): 1.0 when the micro-batches are equal.
+    """
+
+    def __init__(self) -> None:
+        self.nominal = self.samples = 0  # N0 and the samples read so far, of the open step
+
+    def loss_scale(self, n: int, group: int) -> float:
+        """The loss scale of a micro-batch of `n` samples in a step of `group` micro-batches."""
+        if self.samples == 0:  # the step's first micro-batch
+            self.nominal = max(n, 1) * group
+        self.samples += n
+        return n / self.nominal
+
+    def grad_factor(self) -> float:
+        """N0 / N for the step just read; the next micro-batch opens a new step."""
+        factor, self.samples = self.nominal / max(self.samples, 1), 0
+        return factor
 
 
 def group_size(index: int, num_batches: int | None, accum_steps: int) -> int:
@@ -158,6 +207,19 @@ def batch_size(inputs: Any, targets: Any) -> int:
     if isinstance(inputs, (list, tuple)) and inputs:
         return batch_size(inputs[0], None)
     raise ValueError("cannot tell the batch size: neither targets nor inputs is a tensor")
+
+
+def first_rows(item: Any, n: int) -> Any:
+    """The first `n` examples of a batch part: tensors sliced, (nested) tuples, lists and dicts
+    of them sliced item by item, anything else as it is."""
+    if isinstance(item, torch.Tensor):
+        return item[:n] if item.ndim > 0 else item
+    if isinstance(item, Mapping):
+        return {key: first_rows(value, n) for key, value in item.items()}
+    if isinstance(item, (list, tuple)):
+        rows = [first_rows(value, n) for value in item]
+        return type(item)(*rows) if hasattr(item, "_fields") else type(item)(rows)
+    return item
 
 
 def safe_len(loader: Iterable) -> int | None:

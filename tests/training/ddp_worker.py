@@ -8,11 +8,16 @@ Usage: python -m torch.distributed.run --standalone --nproc_per_node=2 \
 Writes OUT/weights-rank<r>.pt (final weights) and OUT/history-rank<r>.csv of each process.
 With `--interrupt 2` the run stops at the end of epoch 2 (as a dropped kernel would), and a
 fresh model and optimizer then resume from the checkpoint in OUT/run up to the last epoch.
+With `--evaluate` it then scores a validation set of VAL_SIZE samples (which the sampler pads to a
+multiple of the processes) by `evaluate` and by a one-epoch `fit`, and writes
+OUT/evaluation-rank<r>.json with the numbers every process got and its own count over the
+whole set in one process (the reference); `--evaluate-only` does only that.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -24,12 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from labkit.training import distributed  # noqa: E402
 from labkit.training.callbacks import Checkpoints  # noqa: E402
-from labkit.training.loop import fit  # noqa: E402
+from labkit.training.loop import evaluate, fit  # noqa: E402
 from labkit.training.recipe import Recipe  # noqa: E402
 from labkit.training.steps import Task  # noqa: E402
 
 GLOBAL_BATCH = 8
 EPOCHS = 3
+VAL_SIZE = 7  # padded to 8 by 2 processes, to 9 by 3
 
 
 class Interrupted(Exception):
@@ -52,9 +58,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--interrupt", type=int, default=0)
+    parser.add_argument("--evaluate", action="store_true")
+    parser.add_argument("--evaluate-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     in_group = distributed.init_from_env()
+    if not args.evaluate_only:
+        train(args.out, args.interrupt, in_group)
+    if args.evaluate or args.evaluate_only:
+        evaluate_padded(args.out)
+    if in_group:
+        torch.distributed.destroy_process_group()
+
+
+def train(out: Path, interrupt: int, in_group: bool) -> None:
+    """Three epochs of fit, stopped after epoch `interrupt` and resumed (0: not stopped)."""
     world = torch.distributed.get_world_size() if in_group else 1
     g = torch.Generator().manual_seed(0)
     x = torch.randn(32, 2, 6, 6, generator=g)
@@ -68,11 +86,11 @@ def main() -> None:
         sampler = MergedOrder(len(data), world=2, seed=5)
         train_loader = DataLoader(data, batch_size=GLOBAL_BATCH, sampler=sampler)
         val_loader = DataLoader(data, batch_size=GLOBAL_BATCH)
-    StoppingLoss.stop_at = args.interrupt
-    for attempt in ("first", "resumed") if args.interrupt else ("first",):
+    StoppingLoss.stop_at = interrupt
+    for attempt in ("first", "resumed") if interrupt else ("first",):
         torch.manual_seed(1 if attempt == "first" else 2)  # a resume starts from other weights
         model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
-        checkpoints = Checkpoints(args.out / "run", resume=attempt == "resumed")
+        checkpoints = Checkpoints(out / "run", resume=attempt == "resumed")
         try:
             history = fit(
                 distributed.wrap(model),
@@ -82,12 +100,44 @@ def main() -> None:
                 callbacks=[checkpoints],
             )
         except Interrupted:
-            print(f"interrupted at the end of epoch {args.interrupt}")
+            print(f"interrupted at the end of epoch {interrupt}")
     rank = distributed.rank()
-    torch.save(model.state_dict(), args.out / f"weights-rank{rank}.pt")
-    history.to_csv(args.out / f"history-rank{rank}.csv", index=False)
-    if in_group:
-        torch.distributed.destroy_process_group()
+    torch.save(model.state_dict(), out / f"weights-rank{rank}.pt")
+    history.to_csv(out / f"history-rank{rank}.csv", index=False)
+
+
+def evaluate_padded(out: Path) -> None:
+    """Score VAL_SIZE samples split over the processes by `evaluate` and by `fit`'s validation,
+    and, in each process alone, over the whole set at once."""
+    g = torch.Generator().manual_seed(3)
+    x, y = (
+        torch.randn(VAL_SIZE, 2, 6, 6, generator=g),
+        torch.randint(0, 3, (VAL_SIZE,), generator=g),
+    )
+    train_set = TensorDataset(
+        torch.randn(12, 2, 6, 6, generator=g), torch.randint(0, 3, (12,), generator=g)
+    )
+    val = TensorDataset(x, y)
+    val_loader = DataLoader(val, batch_size=2, sampler=DistributedSampler(val, shuffle=False))
+    train_loader = DataLoader(train_set, batch_size=2, sampler=DistributedSampler(train_set))
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+    found = {"evaluate": evaluate(distributed.wrap(model), val_loader, topk=(1,))}
+    reference = {"evaluate": _whole_set(model, x, y)}
+    history = fit(distributed.wrap(model), (train_loader, val_loader), Recipe(num_epochs=1, lr=0.1))
+    found["fit"] = {"loss": history["val_loss"].iloc[0], "top1": history["val_acc"].iloc[0]}
+    reference["fit"] = _whole_set(model, x, y)
+    rank = distributed.rank()
+    text = json.dumps({"found": found, "reference": reference})
+    (out / f"evaluation-rank{rank}.json").write_text(text)
+
+
+def _whole_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    with torch.no_grad():
+        logits = model.eval()(x)
+    model.train()
+    loss = nn.functional.cross_entropy(logits, y).item()
+    return {"loss": loss, "top1": (logits.argmax(1) == y).double().mean().item()}
 
 
 class MergedOrder(torch.utils.data.Sampler):

@@ -1,8 +1,10 @@
 """fit under torchrun: two CPU processes (gloo) end with the same weights, equal to one process
-on the same global batches, also after an interruption and a resume; rank 0 alone writes."""
+on the same global batches, also after an interruption and a resume; rank 0 alone writes; a
+validation set that the sampler pads counts every sample once, with 2 and 3 processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,7 +32,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ddp")
     _run([sys.executable], root / "single")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    _run(torchrun, root / "ddp", "--interrupt", "2")  # stopped after epoch 2, then resumed
+    # stopped after epoch 2, then resumed; then a padded validation set (below)
+    _run(torchrun, root / "ddp", "--interrupt", "2", "--evaluate")
     return root / "single", root / "ddp"
 
 
@@ -69,6 +72,23 @@ def test_rank_zero_alone_wrote_plain_checkpoints(runs) -> None:
         "last.pt",
         "settings.json",
     ]
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_padded_validation_counts_every_sample_once(processes: int, runs, tmp_path: Path) -> None:
+    # 7 samples: DistributedSampler repeats the first 1 (2 processes) or 2 (3 processes) to give
+    # every process as many; the loss and accuracy must be those of the 7 samples in one process
+    out = runs[1]
+    if processes != 2:
+        out = tmp_path / "out"
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        _run([*torchrun, f"--nproc_per_node={processes}"], out, "--evaluate-only")
+    for rank in range(processes):
+        result = json.loads((out / f"evaluation-rank{rank}.json").read_text())
+        for call in ("evaluate", "fit"):
+            found, want = result["found"][call], result["reference"][call]
+            assert found == pytest.approx(want, rel=1e-6), (rank, call)
+        assert 0 < result["reference"]["evaluate"]["top1"] < 1  # duplicates would move it
 
 
 def test_outside_torchrun_nothing_changes() -> None:

@@ -269,6 +269,63 @@ def test_fit_accumulated_steps_match_big_batches(n, wrap):
         torch.testing.assert_close(p, q)
 
 
+class _RecordingSGD(torch.optim.SGD):
+    """SGD that keeps a copy of the gradients of every step."""
+
+    def __init__(self, params, **kwargs) -> None:
+        super().__init__(params, **kwargs)
+        self.grads: list[list[torch.Tensor]] = []
+
+    def step(self, closure=None):
+        self.grads.append([p.grad.clone() for g in self.param_groups for p in g["params"]])
+        return super().step(closure)
+
+
+def _step_gradients(dataset, batches: list[list[int]], accum_steps: int, no_len: bool):
+    """The gradient of every optimiser step of one epoch of fit over `batches` (index lists)."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+    optimizer = _RecordingSGD(model.parameters(), lr=0.5, momentum=0.9)
+    loader = DataLoader(dataset, batch_sampler=batches)
+    _fit(
+        model,
+        _NoLen(loader) if no_len else loader,
+        accum_steps=accum_steps,
+        optimizer=optimizer,
+    )
+    return optimizer.grads
+
+
+# micro-batches of unequal size inside a step, and an epoch's last step short of samples
+# (3 + 1) or of micro-batches (one of the two, found only at the end by a loader of no length)
+# {case: (micro-batches, accum_steps, the steps' whole batches)}
+UNEQUAL = {
+    "3+1 in the middle": ([[0, 1, 2], [3], [4, 5], [6, 7, 8, 9]], 2,
+                          [[0, 1, 2, 3], [4, 5, 6, 7, 8, 9]]),
+    "last step 3+1": ([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]], 2,
+                      [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9]]),
+    "last step 1 of 3": ([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]], 3,
+                         [list(range(9)), [9]]),
+    "last step 2+1 of 4": ([[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10]], 4,
+                           [list(range(8)), [8, 9, 10]]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("no_len", [False, True], ids=["len", "no-len"])
+@pytest.mark.parametrize("case", list(UNEQUAL))
+def test_fit_accumulated_gradient_is_the_full_batch_gradient_for_unequal_micro_batches(
+    case, no_len
+):
+    micro, accum_steps, whole = UNEQUAL[case]
+    dataset = _data(n=11)
+    got = _step_gradients(dataset, micro, accum_steps, no_len)
+    want = _step_gradients(dataset, whole, 1, False)
+    assert len(got) == len(want)
+    for step, (g, w) in enumerate(zip(got, want, strict=True)):
+        for a, b in zip(g, w, strict=True):
+            torch.testing.assert_close(a, b, msg=lambda m, step=step: f"step {step + 1}: {m}")
+
+
 # ---------------------------------------------------------------- failures
 
 
