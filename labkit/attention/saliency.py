@@ -43,6 +43,7 @@ __all__ = [
     "Saliency",
     "activation_maps",
     "captured_output",
+    "check_cam_layer",
     "class_activation_maps",
     "localisation_iou",
     "object_box",
@@ -132,12 +133,16 @@ def saliency_maps(
             Res2Net); run in eval mode, without autograd, its training flag restored after.
         images: (N, 3, H, W), normalised as the model was trained; moved to the model's device
             in batches of `batch_size`.
-        feature_layer: the module whose output is the last convolution's maps.
+        feature_layer: the module whose output global average pooling reads (the last
+            convolution's maps, after their ReLU).
         classifier: the final linear layer, (K, C) weight.
     Returns:
         `Saliency` on the CPU.
     Raises:
-        ValueError: `feature_layer` produced no (N, C, h, w) output in the forward pass.
+        ValueError: `feature_layer` produced no (N, C, h, w) output in the forward pass, or
+            not the maps the pooling reads: the CAM identity mean(CAM_c) + b_c = logit_c,
+            checked on every batch, fails (another layer of the same width gives other,
+            plausible-looking maps).
     """
     device = model_device(model)
     maps, predicted, probabilities = [], [], []
@@ -151,6 +156,7 @@ def saliency_maps(
                     f"{type(feature_layer).__name__} gave no (N, C, h, w) maps in the forward "
                     "pass: pass the layer whose output the global average pooling reads"
                 )
+            check_cam_layer(model, feature_layer, classifier, outputs[-1], logits)
             classes = logits.argmax(dim=1)
             cam = class_activation_maps(outputs[-1].float(), classifier.weight.float(), classes)
             cam = F.interpolate(cam[:, None], size=images.shape[-2:], mode="bilinear",
@@ -159,6 +165,55 @@ def saliency_maps(
             predicted.append(classes.cpu())
             probabilities.append(logits.float().softmax(dim=1).cpu())
     return Saliency(torch.cat(maps), torch.cat(predicted), torch.cat(probabilities))
+
+
+def check_cam_layer(
+    model: nn.Module,
+    feature_layer: nn.Module,
+    classifier: nn.Linear,
+    features: torch.Tensor,
+    logits: torch.Tensor,
+) -> None:
+    """Raise ValueError unless `features` (N, C, h, w), `feature_layer`'s output, are the maps
+    whose global average `classifier` turns into `logits` (N, K): the CAM identity
+    mean(CAM_c) + b_c = logit_c for every class, up to float rounding."""
+    name = _module_name(model, feature_layer)
+    remedy = (
+        "pass the layer whose output global average pooling reads (labkit's GAPNet: "
+        "model.backbone.features[-1]; ResNets and Res2Net: model.layer4; "
+        "labkit.attention.pipeline.cam_layers(model) gives both)"
+    )
+    channels = features.shape[1]
+    if channels != classifier.in_features:
+        raise ValueError(
+            f"feature_layer {name} gives {channels} channels but the classifier takes "
+            f"{classifier.in_features}: its maps are not what the classifier weighs; {remedy}"
+        )
+    pooled = features.float().mean(dim=(2, 3))  # (N, C)
+    expected = F.linear(pooled, classifier.weight.float(), _float(classifier.bias))  # (N, K)
+    gap = float((expected - logits.float()).abs().max())
+    scale = 1.0 + float(logits.float().abs().max())
+    eps = max(torch.finfo(features.dtype).eps, torch.finfo(logits.dtype).eps)
+    tolerance = max(1e-4, 50 * eps) * scale  # rounding of a sum over C channels
+    if not gap <= tolerance:  # also a NaN
+        raise ValueError(
+            f"feature_layer {name} is not the layer global average pooling reads before the "
+            f"classifier: its maps, pooled and weighed by the classifier, give logits up to "
+            f"{gap:.3g} away from the model's (tolerance {tolerance:.2g}), so their class "
+            f"activation maps would not be the model's; {remedy}"
+        )
+
+
+def _float(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.float()
+
+
+def _module_name(model: nn.Module, layer: nn.Module) -> str:
+    """`layer`'s dotted name in `model` (e.g. "backbone.features.16"), else its class name."""
+    for name, module in model.named_modules():
+        if module is layer and name:
+            return name
+    return type(layer).__name__
 
 
 def object_box(saliency: torch.Tensor | np.ndarray, threshold: float) -> torch.Tensor:

@@ -79,6 +79,45 @@ def test_saliency_maps_explains_a_layer_that_gave_nothing() -> None:
                       classifier=net.head.fc)  # fmt: skip
 
 
+class _TwoWideLayers(torch.nn.Module):
+    """Two convolutions of the classifier's width; global average pooling reads the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = torch.nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv2(self.conv1(x).relu()).relu().mean(dim=(2, 3)))
+
+
+def test_saliency_maps_refuses_a_layer_of_the_same_width_that_pooling_does_not_read() -> None:
+    net = _TwoWideLayers()
+    images = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    for wrong in (net.conv1, net.conv2):  # conv2's output is read after a ReLU
+        with pytest.raises(ValueError, match=r"(?s)conv[12].*global average pooling.*logits"):
+            saliency_maps(net, images, feature_layer=wrong, classifier=net.fc)
+    relu = torch.nn.ReLU()  # the layer pooling reads, as a module of its own
+    net.forward = lambda x: net.fc(relu(net.conv2(net.conv1(x).relu())).mean(dim=(2, 3)))
+    found = saliency_maps(net, images, feature_layer=relu, classifier=net.fc)
+    assert found.maps.shape == (3, 8, 8)
+    gapnet = _gapnet()
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    for index in (11, 14):  # 8-channel convolutions below the last (ReLU after batch norm)
+        with pytest.raises(ValueError, match=rf"backbone\.features\.{index}\b"):
+            saliency_maps(gapnet, images, feature_layer=gapnet.backbone.features[index],
+                          classifier=gapnet.head.fc)  # fmt: skip
+
+
+def test_saliency_maps_names_a_layer_of_another_width() -> None:
+    net = _gapnet()
+    with pytest.raises(ValueError, match=r"backbone\.features\.0.*channels"):
+        saliency_maps(net, torch.randn(1, 3, 32, 32), feature_layer=net.backbone.features[0],
+                      classifier=net.head.fc)  # fmt: skip
+
+
 def _bfs_box(grid: np.ndarray, threshold: float) -> list[float]:
     kept = grid >= threshold
     seen = np.zeros_like(kept)
