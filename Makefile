@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.labkit-installed
 
-.PHONY: run rehearse test test-browser lint lab release clean
+.PHONY: run rehearse gpu-check test test-browser lint lab release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)  ## run every lab headless on the built-in data, print headline re
 # every lab's full profile at full shapes, a couple of steps each (labkit run --rehearse; README)
 rehearse: $(STAMP)  ## rehearse every lab's full profile on this machine: every cell, a few images
 	OMP_NUM_THREADS=2 $(BIN)/labkit run $(LABS) --profile full --rehearse --out build/rehearse
+
+gpu-check: $(STAMP)  ## on one CUDA GPU: rehearsal in bf16 and fp16, HBP 448 benchmark -> results/
+	$(BIN)/python benchmarks/gpu_check.py
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
