@@ -150,3 +150,9 @@ def test_run_labs_rehearses_in_the_kernel_and_keeps_its_time_apart(
         assert executed.cells[0].outputs[0]["text"].strip() == shown
     assert (tmp_path / "runs" / "09_env" / "full-rehearsal").is_dir()
     assert (tmp_path / "runs" / "09_env" / "full").is_dir()
+
+
+def test_a_cap_must_be_positive() -> None:
+    for name in ("max_steps", "max_eval_batches"):
+        with pytest.raises(ValueError, match=f"{name} must be None or a positive int, got 0"):
+            Recipe(num_epochs=1, lr=0.1, **{name: 0})
