@@ -2,7 +2,8 @@
 with torchvision's ImageFolder and split by class in memory (`load_photo_folder`), or split on
 disk as the handout's `split.py` does (`split_class_folder`): `<out>/train/<class>/<file>`,
 `<out>/val/<class>/<file>` and the index file `<out>/class_idx.json` ({"0": "daisy", ...}) that
-`predict.py` reads.
+`predict.py` reads. Only the files ImageFolder reads (torchvision's `IMG_EXTENSIONS`: no GIF)
+are split; the others are named (`SplitFolders.left_out`).
 
 Used in: 01_vgg (the split and the class index), data_prep/split_photos.py.
 """
@@ -21,6 +22,7 @@ import pandas as pd
 from PIL import Image
 from torch.utils.data import Subset
 from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from labkit.atomic import read_marker, write_once
 from labkit.config import data_root, shown_path
@@ -64,7 +66,7 @@ def load_photo_folder(
     path = Path(folder)
     if not path.is_absolute() and not path.exists():
         path = data_root(root) / path
-    list_image_folder(path)  # errors that name the folder, before ImageFolder's own
+    loader_files(path)  # errors that name the folder, before ImageFolder's own
     train_set = ImageFolder(path, photo_transform(resize, crop, True), loader=load_photo)
     test_set = ImageFolder(path, photo_transform(resize, crop, False), loader=load_photo)
     labels = np.asarray(train_set.targets)
@@ -95,6 +97,7 @@ class SplitFolders(NamedTuple):
     class_index: Path
     class_names: tuple[str, ...]
     counts: pd.DataFrame
+    left_out: tuple[Path, ...] = ()  # files in the class folders that ImageFolder skips
 
 
 def split_class_folder(
@@ -110,6 +113,8 @@ def split_class_folder(
     modified (but editing a hard-linked file in place edits it in `source` too). Classes take
     ImageFolder's sorted order in `out/class_idx.json`. The folder is written atomically with a
     marker naming the source, fraction, seed and file count: the same call again reuses it.
+    Only files that ImageFolder reads are split and counted; a printed note names the others
+    (a GIF, a text file), which `left_out` lists, so the counts are the data sets'.
 
     Args:
         source: a folder of class sub-folders of images.
@@ -118,11 +123,12 @@ def split_class_folder(
             left for training) drawn with `seed` (`split_by_class`).
     Raises:
         FileNotFoundError, ValueError: a missing source, no class folders, a class folder
-            without images or with a single one; each message names the folder.
+            without images the loader reads or with a single one; each message names the
+            folder.
         FileExistsError: `out` holds another split, or files labkit did not write.
     """
     source, out = Path(source), Path(out)
-    class_names, files = list_image_folder(source)
+    class_names, files, left_out = loader_files(source)
     if _nested(source, out):
         raise ValueError(
             f"{out} and {source} lie inside one another; choose an out folder outside the source"
@@ -158,9 +164,50 @@ def split_class_folder(
         {"train": np.bincount(labels, minlength=len(class_names)) - val_counts, "val": val_counts},
         index=pd.Index(class_names, name="class"),
     )
+    if left_out:
+        shown = ", ".join(str(p.relative_to(source)) for p in left_out[:3])
+        print(
+            f"note: {len(left_out)} files in the class folders of {shown_path(source)} are not "
+            f"images ImageFolder reads ({shown}{', ...' if len(left_out) > 3 else ''}): left "
+            "out of the split; convert them (to .png, say) to use them"
+        )
     return SplitFolders(
-        out / "train", out / "val", out / CLASS_INDEX_FILE, tuple(class_names), counts
+        out / "train",
+        out / "val",
+        out / CLASS_INDEX_FILE,
+        tuple(class_names),
+        counts,
+        tuple(left_out),
     )
+
+
+def loader_files(folder: Path) -> tuple[list[str], list[list[Path]], list[Path]]:
+    """Class names, each class's files that ImageFolder reads (sorted), and the class folders'
+    other entries (sorted; hidden ones ignored). ImageFolder takes torchvision's
+    `IMG_EXTENSIONS` only: a GIF among the photos would be counted but never loaded.
+
+    Raises FileNotFoundError, ValueError (`list_image_folder`'s), and ValueError naming a
+    class folder of no file the loader reads.
+    """
+    class_names, _ = list_image_folder(folder)  # the folder's own errors, named
+    files, left_out = [], []
+    for name in class_names:
+        entries = sorted(p for p in (folder / name).iterdir() if not p.name.startswith("."))
+        readable = [
+            p.is_file() and has_file_allowed_extension(p.name, IMG_EXTENSIONS) for p in entries
+        ]
+        read = [p for p, ok in zip(entries, readable, strict=True) if ok]
+        skipped = [p for p, ok in zip(entries, readable, strict=True) if not ok]
+        if not read:
+            raise ValueError(
+                f"class folder {folder / name} holds no image the loader reads (ImageFolder "
+                f"takes {', '.join(IMG_EXTENSIONS)}; found {', '.join(p.name for p in skipped[:3])}"
+                f"{', ...' if len(skipped) > 3 else ''}): convert them (to .png, say) or delete "
+                "the folder"
+            )
+        files.append(read)
+        left_out += skipped
+    return class_names, files, left_out
 
 
 def _nested(a: Path, b: Path) -> bool:

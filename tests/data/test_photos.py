@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from torchvision.datasets import ImageFolder
 
 from labkit.atomic import MARKER
 from labkit.data.photos import (
@@ -126,8 +127,6 @@ def test_class_index_file(photos: Path, tmp_path: Path) -> None:
     assert json.loads(split.class_index.read_text()) == {"0": "daisy", "1": "roses", "2": "tulips"}
     assert read_class_index(split.class_index) == split.class_names
     # the same order as torchvision's ImageFolder
-    from torchvision.datasets import ImageFolder
-
     assert tuple(ImageFolder(split.train).classes) == split.class_names
 
 
@@ -162,6 +161,54 @@ def test_out_with_foreign_files_raises(photos: Path, tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="delete it or choose another out"):
         split_class_folder(photos, out)
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def _add_files(folder: Path, names: list[str]) -> list[Path]:
+    """Small images (a GIF too: Pillow writes one) and a text file under `folder`."""
+    paths = []
+    for name in names:
+        path = folder / name
+        if path.suffix == ".txt":
+            path.write_text("notes\n")
+        else:
+            Image.fromarray(np.full((6, 6, 3), len(paths) * 9, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_split_counts_and_copies_only_what_the_loader_reads(tmp_path: Path, capsys) -> None:
+    # flower_photos-like folders with GIFs (which ImageFolder skips) and a stray text file:
+    # irises' validation share drawn from all 12 files would be GIFs alone, and the loader
+    # would refuse the val folder ("Found no valid file for the classes irises")
+    photos = _write_photos(tmp_path / "photos", {"daisy": 4, "irises": 2})
+    skipped = _add_files(photos / "daisy", ["d.gif", "readme.txt"])
+    skipped += _add_files(photos / "irises", [f"i{k}.gif" for k in range(10)])
+    _add_files(photos / "irises", ["grey.pgm"])  # read by ImageFolder, so part of the split
+    split = split_class_folder(photos, tmp_path / "split", val_fraction=0.25, seed=0)
+    for name, folder in (("train", split.train), ("val", split.val)):
+        data = ImageFolder(folder)  # raises for a class of no readable file
+        counts = np.bincount(data.targets, minlength=len(data.classes))
+        assert data.classes == list(split.class_names)
+        assert counts.tolist() == split.counts[name].tolist()
+    assert split.counts.to_dict("index") == {
+        "daisy": {"train": 3, "val": 1},
+        "irises": {"train": 2, "val": 1},
+    }
+    assert sorted(split.left_out) == sorted(skipped)
+    assert not list(split.train.rglob("*.gif")) + list(split.val.rglob("*.txt"))
+    note = capsys.readouterr().out
+    assert "12 files" in note and "left out" in note and "d.gif" in note
+
+
+def test_class_of_files_the_loader_cannot_read_is_named(tmp_path: Path) -> None:
+    photos = _write_photos(tmp_path / "photos", {"daisy": 3})
+    (photos / "gifs").mkdir()
+    _add_files(photos / "gifs", ["a.gif", "b.gif"])
+    with pytest.raises(ValueError, match=r"(?s)gifs holds no image the loader reads.*a\.gif"):
+        split_class_folder(photos, tmp_path / "split")
+    assert not (tmp_path / "split").exists()
+    with pytest.raises(ValueError, match=r"gifs holds no image the loader reads"):
+        load_photo_folder(photos, resize=8, crop=8)  # not torchvision's error
 
 
 def test_class_with_one_image_is_named(tmp_path: Path) -> None:
