@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.labkit-installed
 
-.PHONY: run rehearse gpu-check test test-browser lint lab release clean
+.PHONY: run rehearse gpu-check test test-fast test-browser lint lab release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ lint: $(STAMP)  ## ruff lint and format check
 test: lint  ## the whole suite: lint, unit tests, release check, every notebook under nbval, browser
 	OMP_NUM_THREADS=1 LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadfile
 	LABKIT_PROFILE=smoke $(BIN)/python -m pytest --browser -p no:xdist -m browser tests/browser
+
+# The loop while editing: the unit tests that execute no notebook, start no kernel, grading worker
+# or other process (markers `notebook`, `kernel`) and take under about 2 s of CPU each (`slow`);
+# under 2 minutes on 2 cores. `make test` runs them all.
+test-fast: lint  ## lint and the fast unit tests: no notebook, kernel, process, slow test or browser
+	OMP_NUM_THREADS=1 LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 tests \
+		-m "not notebook and not kernel and not slow and not browser"
 
 # JupyterLab refuses to start as root (containers, cloud VMs, course servers) without --allow-root
 USER_ID ?= $(shell id -u)

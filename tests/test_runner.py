@@ -23,8 +23,9 @@ from labkit.runner import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _notebook(path: Path, *sources: str) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+def _write(path: Path, cells: list) -> Path:
+    """A notebook of `cells` for the python3 kernel, written at `path`."""
+    nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -33,6 +34,10 @@ def _notebook(path: Path, *sources: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    return _write(path, [nbformat.v4.new_code_cell(s) for s in sources])
 
 
 def test_headline_table_and_collection() -> None:
@@ -139,23 +144,14 @@ def test_stored_solutions_hold_no_widget_and_no_machine_path(path: Path) -> None
 
 def _sectioned(path: Path, second_section_code: str) -> Path:
     """A notebook of two sections, `## 1. Setup` and `## 2. Training`, one code cell each."""
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_markdown_cell("# Lab 09: a demo"),
-            nbformat.v4.new_markdown_cell("## 1. Setup"),
-            nbformat.v4.new_code_cell("x = 1"),
-            nbformat.v4.new_markdown_cell("Some prose.\n\n## 2. Training"),
-            nbformat.v4.new_code_cell(second_section_code),
-        ]
-    )
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+    cells = [
+        nbformat.v4.new_markdown_cell("# Lab 09: a demo"),
+        nbformat.v4.new_markdown_cell("## 1. Setup"),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("Some prose.\n\n## 2. Training"),
+        nbformat.v4.new_code_cell(second_section_code),
+    ]
+    return _write(path, cells)
 
 
 def test_cell_sections_follow_the_headings() -> None:

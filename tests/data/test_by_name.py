@@ -44,6 +44,7 @@ def test_unknown_name() -> None:
         load_data("cats")
 
 
+@pytest.mark.slow
 def test_every_data_set_by_name_is_a_lab_data(tmp_path: Path) -> None:
     digits = load_data("digits", image_size=16, train_per_class=2, test_per_class=1,
                        root=tmp_path, verbose=False)  # fmt: skip

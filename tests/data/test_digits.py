@@ -231,6 +231,7 @@ def test_corrupt_builtin_image_names_file(base: Path, tmp_path: Path) -> None:
         load_digits_data(root=tmp_path, verbose=False)
 
 
+@pytest.mark.slow
 def test_loaders_batches_and_seeded_order(base: Path) -> None:
     data = load_digits_data(
         image_size=16, train_per_class=20, test_per_class=20, root=base, verbose=False

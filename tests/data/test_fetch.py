@@ -208,6 +208,7 @@ def test_flowers_are_unpacked_and_split(server, tmp_path, flowers_tgz) -> None:
     assert "15 photos, 3 classes" in line and "train 12, val 3" in line
 
 
+@pytest.mark.slow
 def test_mnist_files_become_the_subset(server, tmp_path, mnist_files) -> None:
     sources = _serving(server, "mnist", mnist_files)
     first = sources["mnist"].files[0]  # the first mirror is gone: the second serves

@@ -116,6 +116,7 @@ def test_embedding_network_has_the_settings_size_and_norm():
     assert count_layers(model, shortcuts=False) == 18
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_train_embedding_is_seeded_follows_the_schedule_and_resumes(recipe, tmp_path):
     data = _images()

@@ -67,6 +67,7 @@ def test_imagenet_weights_are_found_on_disk_only(tmp_path: Path, monkeypatch) ->
     assert l1.find_vgg_weights(l1.settings("full", imagenet_weights=str(own))) == own
 
 
+@pytest.mark.slow
 def test_imagenet_weights_load_into_the_settings_vgg(tmp_path: Path) -> None:
     s = l1.settings("full", config="A", imagenet_weights=str(tmp_path / "vgg11.pth"))
     with torch.device("meta"):

@@ -10,6 +10,7 @@ from torchvision.models import vgg16
 from labkit.models.backbones import small_vgg_backbone, vgg16_backbone
 
 
+@pytest.mark.slow
 def test_backbones_tap_their_last_three_relus() -> None:
     small = small_vgg_backbone((8, 16))
     maps = small(torch.randn(2, 3, 32, 32))
@@ -26,6 +27,7 @@ def test_backbones_tap_their_last_three_relus() -> None:
     torch.testing.assert_close(maps[-1], expected)
 
 
+@pytest.mark.slow
 def test_imagenet_weights_load_from_a_file(tmp_path) -> None:
     torch.manual_seed(3)
     source = vgg16()

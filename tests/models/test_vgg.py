@@ -111,6 +111,7 @@ def test_torchvision_state_dicts_load_strictly_and_counts_agree(name):
     assert count_parameters(ours) == count_parameters(theirs) == TORCHVISION_PARAMS[name]
 
 
+@pytest.mark.slow
 def test_kaiming_init_draws_torchvisions_weights(torchvision_vgg16):
     torch.manual_seed(0)  # as the fixture: same modules, same order, same draws
     ours = vgg16()
@@ -118,6 +119,7 @@ def test_kaiming_init_draws_torchvisions_weights(torchvision_vgg16):
     assert all(torch.equal(v, theirs[k]) for k, v in ours.state_dict().items())
 
 
+@pytest.mark.slow
 def test_vgg16_with_torchvision_weights_gives_torchvision_logits(torchvision_vgg16):
     torch.manual_seed(1)
     ours = vgg16().eval()

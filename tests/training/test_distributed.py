@@ -37,6 +37,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "single", root / "ddp"
 
 
+@pytest.mark.kernel
 def test_both_ranks_end_equal_to_one_process(runs) -> None:
     single, ddp = runs
     reference = torch.load(single / "weights-rank0.pt")
@@ -74,6 +75,7 @@ def test_rank_zero_alone_wrote_plain_checkpoints(runs) -> None:
     ]
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("processes", [2, 3])
 def test_padded_validation_counts_every_sample_once(processes: int, runs, tmp_path: Path) -> None:
     # 7 samples: DistributedSampler repeats the first 1 (2 processes) or 2 (3 processes) to give

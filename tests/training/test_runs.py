@@ -231,6 +231,7 @@ def test_settings_read_the_same_after_the_schedule_changed_the_rate() -> None:
     assert settings_differences(before, _settings(kwargs, optimizer, scheduler)) == []
 
 
+@pytest.mark.kernel
 def test_a_lambda_transform_reads_the_same_in_another_process(tmp_path: Path) -> None:
     code = (
         "import torch; from labkit.training.runs import data_fingerprint\n"

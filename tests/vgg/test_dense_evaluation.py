@@ -45,6 +45,7 @@ def vgg():
     return vgg16(weights=None).eval()
 
 
+@pytest.mark.slow
 def test_vgg16_gives_its_logits_at_224_and_a_score_map_at_288(vgg):
     fc_model = fully_convolutional(vgg)
     assert [type(m).__name__ for m in fc_model.classifier] == [

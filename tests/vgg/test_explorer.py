@@ -58,6 +58,7 @@ def test_explorer_offers_the_convolutions_and_poolings_with_labelled_controls():
     assert [label for _, label in _explorer_parts(chosen)[0].options] == ["1", "3"]
 
 
+@pytest.mark.slow
 def test_explorer_follows_its_controls(monkeypatch):
     image, table = _receptive_field_case()
     drawn = []

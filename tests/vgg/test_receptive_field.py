@@ -27,6 +27,7 @@ def _geometric(table):
     return table[table["kernel"].notna()]
 
 
+@pytest.mark.slow
 def test_vgg16_matches_the_published_fields_and_jumps() -> None:
     table = _geometric(receptive_field_table(torchvision.models.vgg16().features, 224))
     assert table["receptive field"].tolist() == VGG16_FIELDS
@@ -86,6 +87,7 @@ def _support_agrees(chain: nn.Sequential, size: int) -> None:
         assert (int(rows.min()), int(rows.max())) == expected, name
 
 
+@pytest.mark.slow
 def test_the_field_is_where_one_unit_gets_its_gradient_on_every_layer_of_vgg16() -> None:
     _support_agrees(torchvision.models.vgg16().features, 224)
 

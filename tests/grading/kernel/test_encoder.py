@@ -217,6 +217,7 @@ def test_export_code_leaves_the_namespace_as_it_was(tmp_path: Path) -> None:
     assert torch.equal(raw["w"]["v"], weights) and raw["export"] == "mine"
 
 
+@pytest.mark.kernel
 def test_export_code_loads_nothing_new_in_a_kernel(tmp_path: Path) -> None:
     """In a fresh interpreter with torch only, the export imports neither labkit nor pandas."""
     path = tmp_path / "export.pt"

@@ -44,6 +44,7 @@ def test_the_digit_labs_need_only_the_digits(lab: str, tmp_path: Path) -> None:
     assert [p.name for p in write_lab_data(lab, "smoke", tmp_path)] == ["digits"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", BIRD_LABS)
 def test_a_bird_lab_loads_its_birds_from_what_the_grader_wrote(lab: str, tmp_path: Path) -> None:
     """After the grader's write, the lab's own birds and source species load without writing a
