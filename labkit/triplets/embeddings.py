@@ -325,21 +325,65 @@ def error_table(
 def project_2d(
     embeddings: Any, method: Literal["pca", "tsne"] = "pca", seed: int = 0
 ) -> np.ndarray:
-    """Embeddings (N, D) as (N, 2) points by PCA or t-SNE (scikit-learn), deterministic in `seed`.
+    """Embeddings (N, D) as (N, 2) float32 points by PCA or t-SNE (scikit-learn),
+    deterministic in `seed`.
 
-    t-SNE starts from the PCA layout; its perplexity is capped at (N - 1) / 3 for small N.
+    t-SNE starts from the PCA layout of the embeddings centred and scaled to unit size (its
+    result does not depend on their scale, and a scale of 1e-30 or 1e30 neither underflows
+    nor overflows); its perplexity is capped at (N - 1) / 3 for small N.
+
+    Raises:
+        ValueError that says what happened and what to try, before scikit-learn sees the
+        input: not (N, D) with N >= 3 and D >= 2; rows holding NaN or infinity (a diverged
+        training); every embedding at one point (a collapsed triplet training, on which
+        scikit-learn's t-SNE crashes the process with a segmentation fault).
     Used in: 03_facenet_knn (embedding plot).
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    x = _tensor(embeddings, torch.float32).cpu().numpy()
-    if x.ndim != 2 or len(x) < 3 or x.shape[1] < 2:
-        raise ValueError(f"project_2d needs embeddings (N >= 3, D >= 2), got {x.shape}")
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+    x = _projectable(_tensor(embeddings, torch.float64).cpu().numpy())
     if method == "pca":
-        return PCA(n_components=2, random_state=seed).fit_transform(x)
-    if method == "tsne":
-        perplexity = min(30.0, (len(x) - 1) / 3)
-        tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed)
-        return tsne.fit_transform(x)
-    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+        return PCA(n_components=2, random_state=seed).fit_transform(x).astype(np.float32)
+    centred = x - x.mean(axis=0)
+    unit = centred / np.sqrt((centred**2).sum(axis=1).mean())  # mean squared norm 1
+    perplexity = min(30.0, (len(x) - 1) / 3)
+    tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed)
+    return tsne.fit_transform(unit).astype(np.float32)
+
+
+def _projectable(x: np.ndarray) -> np.ndarray:
+    """`x` (N, D) float64, scaled by its largest magnitude, or ValueError saying what is wrong."""
+    if x.ndim != 2 or len(x) < 3 or x.shape[1] < 2:
+        raise ValueError(
+            f"project_2d needs embeddings (N, D) of at least 3 points and at least 2 dimensions, "
+            f"got shape {x.shape}; try embedding more images, or a model whose output has 2 or "
+            "more dimensions"
+        )
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} of the {len(x)} embeddings hold NaN or infinite values (row "
+            f"{int(bad.argmax())} first): the training diverged or the network overflowed. Try "
+            "training again with a lower learning rate, or keep the finite rows: "
+            "embeddings[torch.isfinite(embeddings).all(dim=1)]"
+        )
+    size = float(np.abs(x).max())
+    x = x / size if size > 0 else x  # magnitudes in [0, 1]: no overflow below
+    spread = float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).max()))
+    norm = float(np.sqrt((x**2).sum(axis=1).max()))
+    if spread <= _COLLAPSED * norm:  # also all zeros
+        raise ValueError(
+            f"the embedding has collapsed: all {len(x)} points lie within "
+            f"{spread * size:.2g} of their mean (their norm is up to {norm * size:.3g}), so no "
+            "projection has anything to show (and t-SNE would crash on it). Triplet training "
+            "collapses when every image gets the same embedding, the loss stuck at the margin, "
+            "a known failure when the learning rate is too high: try training again with a 10x "
+            "lower learning rate, and check that the loss falls below the margin"
+        )
+    return x
+
+
+_COLLAPSED = 1e-6  # spread / norm below which the points are one (float32 keeps ~7 digits)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -207,3 +211,93 @@ def test_project_2d_shape_and_determinism(method):
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="method"):
         project_2d(x, "umap")
+
+
+# ---------------------------------------------------------------- degenerate projections
+
+# Every input lab 03's projection can meet, built in a child process (scikit-learn's t-SNE
+# killed the process with a segmentation fault on a collapsed embedding): {case: numpy code}
+DEGENERATE = {
+    "identical rows": "np.ones((60, 16))",  # a collapsed embedding
+    "all zeros": "np.zeros((60, 16))",
+    "identical to float32 rounding": "1 + 1e-9 * rng.standard_normal((60, 16))",
+    "L2-normalised, nearly one point": "unit(1 + 1e-3 * rng.standard_normal((60, 16)))",
+    "spread at 1e-30": "1e-30 * rng.standard_normal((60, 16))",
+    "spread at 1e30": "1e30 * rng.standard_normal((60, 16))",
+    "rank 1": "np.outer(rng.standard_normal(60), rng.standard_normal(16))",
+    "two points, repeated": "np.repeat(rng.standard_normal((2, 16)), 30, axis=0)",
+    "one outlier": "np.vstack([np.ones((59, 16)), 2 * np.ones((1, 16))])",
+    "three points": "rng.standard_normal((3, 16))",
+    "two points": "rng.standard_normal((2, 16))",
+    "a NaN row": "with_row(rng.standard_normal((60, 16)), 7, np.nan)",
+    "an infinite row": "with_row(rng.standard_normal((60, 16)), 7, np.inf)",
+    "one dimension": "rng.standard_normal((60, 1))",
+}
+CHILD = """
+import json, sys, warnings
+import numpy as np
+from labkit.triplets.embeddings import project_2d
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+def with_row(x, row, value):
+    x[row] = value
+    return x
+
+for case, code in json.loads(sys.argv[1]).items():
+    for method in ("pca", "tsne"):
+        rng = np.random.default_rng(0)
+        x = eval(code).astype(np.float32)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scikit-learn's on the way to the crash
+                points = project_2d(x, method)
+            found = {"shape": list(points.shape), "finite": bool(np.isfinite(points).all()),
+                     "spread": float(np.ptp(points, axis=0).min())}
+        except Exception as err:  # reported, so that the test names it
+            found = {"error": f"{type(err).__name__}: {err}"}
+        print(json.dumps({"case": case, "method": method, **found}), flush=True)
+"""
+# what each case must give: a plot's points, or an error whose message holds these words
+ERRORS = {
+    "identical rows": "collapsed",
+    "all zeros": "collapsed",
+    "identical to float32 rounding": "collapsed",
+    "two points": "at least 3",
+    "a NaN row": "NaN or infinite",
+    "an infinite row": "NaN or infinite",
+    "one dimension": "at least 2 dimensions",
+}
+
+
+@pytest.fixture(scope="module")
+def degenerate_projections() -> dict[tuple[str, str], dict]:
+    argv = [sys.executable, "-c", CHILD, json.dumps(DEGENERATE)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    found = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0, (  # -11: a segmentation fault; the last case printed before
+        f"exit {done.returncode} after {found[-1:]}: {done.stderr[-2000:]}"
+    )
+    return {(row.pop("case"), row.pop("method")): row for row in found}
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_project_2d_gives_points_or_says_what_happened(degenerate_projections, case, method):
+    found = degenerate_projections[case, method]
+    if case in ERRORS:
+        message = found.get("error", "")
+        assert message.startswith("ValueError") and ERRORS[case] in message, found
+        assert "try" in message.lower(), found  # what to do about it
+    else:
+        assert "error" not in found, found
+        assert found["shape"][1] == 2 and found["finite"] and found["spread"] > 0, found
+
+
+def test_project_2d_names_the_rows_that_are_not_finite():
+    x, _ = _points(10, d=4)
+    x[3, 1], x[6, 0] = float("nan"), float("inf")
+    with pytest.raises(ValueError, match=r"2 of the 10 embeddings hold NaN or infinite .*row 3"):
+        project_2d(x, "tsne")

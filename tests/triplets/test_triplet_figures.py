@@ -24,6 +24,13 @@ def test_embedding_2d_legend_has_one_entry_per_class():
     assert plot_embedding_2d(points.numpy(), labels, ax=ax) is fig2
 
 
+def test_embedding_2d_of_a_single_class():
+    points = torch.randn(12, 2, generator=torch.Generator().manual_seed(1))
+    fig = plot_embedding_2d(points, torch.full((12,), 2), NAMES)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["two"]
+    assert len(fig.axes[0].collections[0].get_offsets()) == 12
+
+
 def test_distance_histograms_one_panel_per_stage_with_the_violating_fraction():
     ap = torch.tensor([1.0, 1.0, 3.0, 1.0])
     an = torch.tensor([4.0, 2.0, 1.0, 3.5])  # gaps 3, 1, -2, 2.5: two inside margin 2
