@@ -16,7 +16,13 @@ from labkit.training.callbacks import Callback, Checkpoints, ProgressBar
 from labkit.training.loop import HISTORY_COLUMNS, evaluate, fit
 from labkit.training.metrics import accuracy
 from labkit.training.recipe import Recipe
-from labkit.training.steps import NonFiniteLossError, Task, amp_settings, backward_step
+from labkit.training.steps import (
+    NonFiniteLossError,
+    Task,
+    amp_settings,
+    backward_step,
+    optimizer_step,
+)
 
 
 def _data(n: int = 24, num_features: int = 6, num_classes: int = 3, seed: int = 0):
@@ -324,6 +330,18 @@ def test_fit_accumulated_gradient_is_the_full_batch_gradient_for_unequal_micro_b
     for step, (g, w) in enumerate(zip(got, want, strict=True)):
         for a, b in zip(g, w, strict=True):
             torch.testing.assert_close(a, b, msg=lambda m, step=step: f"step {step + 1}: {m}")
+
+
+def test_optimizer_step_grad_factor_scales_the_true_gradient_under_a_grad_scaler():
+    # fp16 on CUDA steps through a GradScaler: the factor must apply to the unscaled gradient
+    for scaler in (None, torch.amp.GradScaler("cpu", init_scale=1024.0)):
+        w = nn.Parameter(torch.ones(3))
+        optimizer = torch.optim.SGD([w], lr=1.0)
+        loss = (w * torch.tensor([2.0, 4.0, 6.0])).sum()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        optimizer_step(optimizer, scaler, grad_factor=0.5)
+        torch.testing.assert_close(w.detach(), torch.tensor([0.0, -1.0, -2.0]))
+        assert w.grad is None
 
 
 # ---------------------------------------------------------------- failures
