@@ -17,6 +17,7 @@ import torch
 from labkit.training import distributed
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+pytestmark = pytest.mark.kernel  # torchrun starts the processes (the last test alone runs none)
 
 
 def _run(launcher: list[str], out: Path, *options: str) -> None:
@@ -37,7 +38,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "single", root / "ddp"
 
 
-@pytest.mark.kernel
 def test_both_ranks_end_equal_to_one_process(runs) -> None:
     single, ddp = runs
     reference = torch.load(single / "weights-rank0.pt")
@@ -75,7 +75,6 @@ def test_rank_zero_alone_wrote_plain_checkpoints(runs) -> None:
     ]
 
 
-@pytest.mark.kernel
 @pytest.mark.parametrize("processes", [2, 3])
 def test_padded_validation_counts_every_sample_once(processes: int, runs, tmp_path: Path) -> None:
     # 7 samples: DistributedSampler repeats the first 1 (2 processes) or 2 (3 processes) to give
