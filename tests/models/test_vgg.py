@@ -131,6 +131,7 @@ def test_vgg16_with_torchvision_weights_gives_torchvision_logits(torchvision_vgg
         torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # the full-size VGG16 fixture
 def test_skip_classifier_head_keeps_a_new_head(torchvision_vgg16):
     ours = _meta(vgg16, num_classes=5).to_empty(device="cpu")  # no time spent on an init
     head = replace_head(ours, 5)  # the one part the loaded weights must not overwrite
