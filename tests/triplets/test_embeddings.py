@@ -283,6 +283,7 @@ def degenerate_projections() -> dict[tuple[str, str], dict]:
     return {(row.pop("case"), row.pop("method")): row for row in found}
 
 
+@pytest.mark.kernel  # the projections run in a python child process
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 @pytest.mark.parametrize("case", list(DEGENERATE))
 def test_project_2d_gives_points_or_says_what_happened(degenerate_projections, case, method):
