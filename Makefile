@@ -36,7 +36,7 @@ test: lint  ## the whole suite: lint, unit tests, release check, every notebook 
 
 # The loop while editing: the unit tests that execute no notebook and start no kernel, grading
 # worker or Python process importing torch (markers `notebook`, `kernel`), each under about 2 s of
-# CPU (`slow`): about 1.5 minutes on 2 quiet cores. `make test` runs them all.
+# CPU (`slow`): 1 min 52 s with lint on 2 quiet cores (RESULTS.md). `make test` runs them all.
 test-fast: lint  ## lint and the fast unit tests: no notebook, kernel, process, slow test or browser
 	OMP_NUM_THREADS=1 LABKIT_PROFILE=smoke $(BIN)/python -m pytest -n 2 tests \
 		-m "not notebook and not kernel and not slow and not browser"
