@@ -84,25 +84,26 @@ class CellProgress:
     ) -> None:
         self.lab, self.live, self.stream = lab, live, stream or sys.stderr
         self.sections = cell_sections(nb)
-        self.code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+        code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+        self.position = {cell: k for k, cell in enumerate(code)}  # cell index -> code cells before
         self.last = f"last time {duration(last_seconds)}" if last_seconds else "first run here"
         self.section: str | None = None
         self.cell: int | None = None
         self.start = time.perf_counter()
         self.bar = (
-            tqdm(total=len(self.code), desc=lab, unit="cell", file=self.stream, leave=True)
+            tqdm(total=len(code), desc=lab, unit="cell", file=self.stream, leave=True)
             if live
             else None
         )
 
     def started(self, cell_index: int) -> None:
         """Cell `cell_index` of the notebook starts executing (markdown cells are passed over)."""
-        if cell_index not in self.code:
+        if cell_index not in self.position:
             return
         self.cell = cell_index
         section = self.sections[cell_index]
         if self.bar is not None:
-            self.bar.n = sum(1 for i in self.code if i < cell_index)
+            self.bar.n = self.position[cell_index]  # code cells done before this one
             self.bar.set_postfix_str(f"{section[:40]} | {self.last}", refresh=True)
         elif section != self.section:
             elapsed = duration(time.perf_counter() - self.start)
@@ -111,7 +112,8 @@ class CellProgress:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.n = len(self.code) if self.cell == (self.code or [None])[-1] else self.bar.n
+            if self.cell is not None and self.position[self.cell] == len(self.position) - 1:
+                self.bar.n = len(self.position)  # the last cell ran: the bar is full
             self.bar.close()
 
 
